@@ -1,0 +1,264 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/httpapi"
+)
+
+// setting is one configuration value: an environment variable and the flag
+// that overrides it.
+type setting struct {
+	env, flag, def, help string
+}
+
+// settings is every configuration value the appliance reads. The README's
+// configuration table and the compose example list exactly these (a test in
+// deploy/ checks it).
+var settings = []setting{
+	{"PORT", "port", "8000", "TCP port of the HTTP API"},
+	{"PXE_LISTEN_ADDR", "listen-addr", "", "IP address the HTTP API binds to (empty: all)"},
+	{"PXE_BASE_URL", "base-url", "", "URL machines use to reach the HTTP API (empty: derived from the host's address and PORT)"},
+	{"PXE_UBUNTU_KERNEL_URL", "kernel-url", "", "installer kernel URL (${mac}, ${mac_hyphen}, ${ip} are substituted)"},
+	{"PXE_UBUNTU_INITRD_URL", "initrd-url", "", "installer initrd URL (same substitutions)"},
+	{"PXE_AUTOINSTALL_URL", "autoinstall-url", "", "autoinstall (cloud-init nocloud) seed URL (same substitutions)"},
+	{"PXE_KERNEL_ARGS", "kernel-args", "", "extra installer kernel command line, e.g. console=ttyS0"},
+	{"DATABASE_PATH", "database-path", "pxe.db", "Badger database directory"},
+	{"ADMIN_API_KEY", "admin-api-key", "", "bearer token required by /nodes (empty: admin API open)"},
+	{"PXE_LOG_FORMAT", "log-format", "text", "log format: text or json"},
+	{"PXE_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn or error"},
+	{"PXE_LOCAL_BOOT", "local-boot", "auto", "how machines boot their disk: auto, sanboot or exit"},
+	{"PXE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs allowed to set X-Forwarded-For"},
+	{"PXE_BOOT_HISTORY", "boot-history", "20", "boot events kept per node"},
+	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
+	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},
+	{"PXE_TFTP_ADDR", "tftp-addr", ":69", "TFTP listen address"},
+	{"PXE_TFTP_LOOP_WINDOW", "tftp-loop-window", "2m", "router-only mode: how long after loading iPXE a client's next request gets the chain script"},
+	{"PXE_IPXE_DIR", "ipxe-dir", "", "folder with your own iPXE builds (searched before the embedded and Debian ones)"},
+	{"PXE_IPXE_ARM64_EFI", "ipxe-arm64-efi", "", "path of an arm64 UEFI iPXE build"},
+	{"PXE_EFI_BINARY", "efi-binary", "ipxe.efi", "iPXE for x86_64 UEFI: ipxe.efi or snponly.efi"},
+	{"PXE_DHCP_PROXY_ENABLED", "dhcp-proxy", "false", "answer PXE clients as a ProxyDHCP server (1/true/yes)"},
+	{"PXE_DHCP_INTERFACE", "dhcp-interface", "", "interface for ProxyDHCP (empty: the one with the default route)"},
+	{"PXE_DHCP_ONLY_KNOWN", "dhcp-only-known", "false", "ProxyDHCP answers only MACs already in the store"},
+}
+
+// config is the validated configuration.
+type config struct {
+	Port            int
+	ListenAddr      string
+	BaseURL         string
+	BaseURLDerived  bool
+	Boot            httpapi.BootConfig
+	DatabasePath    string
+	AdminKey        string
+	LogFormat       string
+	LogLevel        string
+	TrustedProxies  []netip.Prefix
+	BootHistory     int
+	ShutdownTimeout time.Duration
+	TFTPEnabled     bool
+	TFTPAddr        string
+	TFTPLoopWindow  time.Duration
+	IPXEDir         string
+	IPXEARM64       string
+	EFIBinary       string
+	DHCPEnabled     bool
+	DHCPInterface   string
+	DHCPOnlyKnown   bool
+}
+
+// configError is a setting with a bad value; its message names the
+// variable, the flag, the value and the fix.
+type configError struct {
+	s          setting
+	val, issue string
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("%s (--%s) = %q: %s", e.s.env, e.s.flag, e.val, e.issue)
+}
+
+// loadConfig reads settings from the environment, then from flags in args.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("pxe-pilot serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		vals[s.env] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pxe-pilot [serve] [flags]\n\nEvery flag can also be set by its environment variable; the flag wins.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q (see pxe-pilot serve -h)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	raw := make(map[string]string, len(settings))
+	byEnv := make(map[string]setting, len(settings))
+	for _, s := range settings {
+		byEnv[s.env] = s
+		switch {
+		case set[s.flag]:
+			raw[s.env] = *vals[s.env]
+		case getenv(s.env) != "":
+			raw[s.env] = getenv(s.env)
+		default:
+			raw[s.env] = s.def
+		}
+	}
+	var errs []error
+	bad := func(env, issue string) { errs = append(errs, &configError{byEnv[env], raw[env], issue}) }
+
+	var c config
+	c.Port = parseInt(raw, "PORT", 1, 65535, bad)
+	c.ListenAddr = raw["PXE_LISTEN_ADDR"]
+	if c.ListenAddr != "" {
+		if _, err := netip.ParseAddr(c.ListenAddr); err != nil {
+			bad("PXE_LISTEN_ADDR", "not an IP address; use e.g. 203.0.113.10, or leave it empty for all interfaces")
+		}
+	}
+	c.BaseURL = strings.TrimRight(raw["PXE_BASE_URL"], "/")
+	if c.BaseURL != "" {
+		if msg := checkURL(c.BaseURL, "http", "https"); msg != "" {
+			bad("PXE_BASE_URL", msg+"; use e.g. http://203.0.113.10:8000")
+		} else if u, _ := url.Parse(c.BaseURL); u.RawQuery != "" || u.Fragment != "" {
+			bad("PXE_BASE_URL", "must not have a query or fragment")
+		}
+	}
+	for env, dst := range map[string]*string{
+		"PXE_UBUNTU_KERNEL_URL": &c.Boot.KernelURL,
+		"PXE_UBUNTU_INITRD_URL": &c.Boot.InitrdURL,
+		"PXE_AUTOINSTALL_URL":   &c.Boot.AutoinstallURL,
+	} {
+		*dst = raw[env]
+		if *dst != "" {
+			if msg := checkURL(*dst, "http", "https", "tftp", "ftp"); msg != "" {
+				bad(env, msg)
+			}
+		}
+	}
+	c.Boot.KernelArgs = strings.TrimSpace(raw["PXE_KERNEL_ARGS"])
+	if strings.ContainsFunc(c.Boot.KernelArgs, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		bad("PXE_KERNEL_ARGS", "must be one line of printable characters")
+	}
+	c.Boot.LocalBoot = httpapi.LocalBoot(raw["PXE_LOCAL_BOOT"])
+	switch c.Boot.LocalBoot {
+	case httpapi.LocalBootAuto, httpapi.LocalBootSanboot, httpapi.LocalBootExit:
+	default:
+		bad("PXE_LOCAL_BOOT", "must be auto, sanboot or exit")
+	}
+	c.DatabasePath = raw["DATABASE_PATH"]
+	if c.DatabasePath == "" {
+		bad("DATABASE_PATH", "must name a directory")
+	}
+	c.AdminKey = raw["ADMIN_API_KEY"]
+	c.LogFormat = raw["PXE_LOG_FORMAT"]
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("PXE_LOG_FORMAT", "must be text or json")
+	}
+	c.LogLevel = raw["PXE_LOG_LEVEL"]
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("PXE_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	for _, p := range strings.Split(raw["PXE_TRUSTED_PROXIES"], ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pre, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("PXE_TRUSTED_PROXIES", fmt.Sprintf("%q is neither an IP address nor a CIDR prefix", p))
+				continue
+			}
+			pre = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
+	}
+	c.BootHistory = parseInt(raw, "PXE_BOOT_HISTORY", 1, 10000, bad)
+	c.ShutdownTimeout = parseDuration(raw, "PXE_SHUTDOWN_TIMEOUT", bad)
+	c.TFTPEnabled = parseBool(raw, "PXE_TFTP_ENABLED", bad)
+	c.TFTPAddr = raw["PXE_TFTP_ADDR"]
+	if _, _, err := net.SplitHostPort(c.TFTPAddr); err != nil {
+		bad("PXE_TFTP_ADDR", "must be host:port, e.g. :69 or 203.0.113.10:69")
+	}
+	c.TFTPLoopWindow = parseDuration(raw, "PXE_TFTP_LOOP_WINDOW", bad)
+	c.IPXEDir = raw["PXE_IPXE_DIR"]
+	c.IPXEARM64 = raw["PXE_IPXE_ARM64_EFI"]
+	c.EFIBinary = raw["PXE_EFI_BINARY"]
+	if c.EFIBinary != assets.IPXEEFI && c.EFIBinary != assets.SNPOnlyEFI {
+		bad("PXE_EFI_BINARY", "must be ipxe.efi or snponly.efi")
+	}
+	c.DHCPEnabled = parseBool(raw, "PXE_DHCP_PROXY_ENABLED", bad)
+	c.DHCPInterface = raw["PXE_DHCP_INTERFACE"]
+	c.DHCPOnlyKnown = parseBool(raw, "PXE_DHCP_ONLY_KNOWN", bad)
+	return c, errors.Join(errs...)
+}
+
+// checkURL returns what is wrong with an URL that iPXE will fetch, or "".
+// iPXE splits its command line at white space and expands ${…}, so the URL
+// must be one token; ${…} is allowed on purpose.
+func checkURL(raw string, schemes ...string) string {
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\' }) {
+		return "must not contain spaces, quotes, backslashes or control characters"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "is not a valid URL"
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			if u.Host == "" {
+				return "has no host"
+			}
+			return ""
+		}
+	}
+	return "must be an absolute URL starting with " + strings.Join(schemes, ":// or ") + "://"
+}
+
+func parseInt(raw map[string]string, env string, lo, hi int, bad func(string, string)) int {
+	n, err := strconv.Atoi(raw[env])
+	if err != nil || n < lo || n > hi {
+		bad(env, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+	}
+	return n
+}
+
+func parseDuration(raw map[string]string, env string, bad func(string, string)) time.Duration {
+	d, err := time.ParseDuration(raw[env])
+	if err != nil || d <= 0 {
+		bad(env, "must be a positive duration such as 30s or 2m")
+	}
+	return d
+}
+
+func parseBool(raw map[string]string, env string, bad func(string, string)) bool {
+	switch strings.ToLower(strings.TrimSpace(raw[env])) {
+	case "1", "true", "yes", "on":
+		return true
+	case "0", "false", "no", "off", "":
+		return false
+	}
+	bad(env, "must be 1/true/yes or 0/false/no")
+	return false
+}
+
+func lookupEnv(k string) string { return os.Getenv(k) }

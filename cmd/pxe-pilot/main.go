@@ -1,0 +1,118 @@
+// Command pxe-pilot is the PXE Pilot network-boot appliance and a small
+// client for its admin API.
+//
+//	pxe-pilot [serve] [flags]      run the appliance
+//	pxe-pilot nodes                list nodes
+//	pxe-pilot reinstall <mac>      reinstall a machine on its next boot
+//	pxe-pilot cancel <mac>         cancel a pending reinstall
+//	pxe-pilot health               exit 0 when the appliance is healthy
+//
+// Run "pxe-pilot help" for everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], lookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `pxe-pilot: network-boot appliance (ProxyDHCP, TFTP, HTTP) deciding per machine
+whether it reinstalls or boots its local disk.
+
+Usage:
+  pxe-pilot [serve] [flags]     run the appliance (pxe-pilot serve -h: settings)
+  pxe-pilot nodes               list known nodes
+  pxe-pilot node <mac>          show one node
+  pxe-pilot events <mac>        show a node's recent boots
+  pxe-pilot reinstall <mac>     reinstall the machine on its next network boot
+  pxe-pilot cancel <mac>        cancel a pending reinstall
+  pxe-pilot forget <mac>        delete a node and its history
+  pxe-pilot installed <mac>     report an installation as finished
+  pxe-pilot health              exit 0 if the appliance answers /health
+  pxe-pilot version             print the version
+
+Client flags (after the command): --server URL (env PXE_SERVER, default
+http://127.0.0.1:$PORT), --api-key KEY (env ADMIN_API_KEY), --json.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args, getenv, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "pxe-pilot", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if c, ok := clientCommands[cmd]; ok {
+		return runClient(ctx, c, args, getenv, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "pxe-pilot: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pxe-pilot: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("pxe-pilot stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+func indent(s string) string {
+	out := "  "
+	for _, r := range s {
+		out += string(r)
+		if r == '\n' {
+			out += "  "
+		}
+	}
+	return out
+}

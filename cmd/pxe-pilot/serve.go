@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/httpapi"
+	"github.com/pxe-pilot/pxe-pilot/metrics"
+	"github.com/pxe-pilot/pxe-pilot/store"
+)
+
+// server is what every protocol server offers.
+type server interface {
+	Serve(ctx context.Context) error
+}
+
+// serve runs the appliance until ctx ends. The servers stop first; the store
+// closes last, so no in-flight request writes to a closed database.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	log.Info("pxe-pilot starting", "version", version)
+	if err := deriveBaseURL(&cfg, log); err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the database failed", "path", cfg.DatabasePath, "err", err)
+		} else {
+			log.Info("database closed", "path", cfg.DatabasePath)
+		}
+	}()
+
+	m := metrics.New(version)
+	states := make([]string, len(store.States))
+	for i, s := range store.States {
+		states[i] = string(s)
+	}
+	m.RegisterNodeGauge(states, func() (map[string]int, error) {
+		c, err := st.CountByState()
+		out := make(map[string]int, len(c))
+		for k, v := range c {
+			out[string(k)] = v
+		}
+		return out, err
+	})
+
+	bins, err := assets.LoadBinaries(assets.Options{Dir: cfg.IPXEDir, ARM64: cfg.IPXEARM64})
+	if err != nil {
+		return err
+	}
+	for _, name := range bins.Found() {
+		b, _ := bins.Get(name)
+		log.Info("iPXE binary", "file", name, "source", b.Source, "bytes", len(b.Data))
+	}
+	for name, looked := range bins.Missing() {
+		if name == assets.ARM64EFI {
+			log.Debug("iPXE binary missing", "file", name, "looked_in", strings.Join(looked, ", "))
+			continue
+		}
+		log.Warn("iPXE binary missing; TFTP and HTTP answer this name with 'not found' (install Debian's ipxe package, run make assets, or set PXE_IPXE_DIR)",
+			"file", name, "looked_in", strings.Join(looked, ", "))
+	}
+
+	if missing := cfg.Boot.Missing(); len(missing) > 0 {
+		log.Warn("reinstall is not configured: machines boot their local disk, and a requested reinstall stays pending with an explanation on the console",
+			"unset", strings.Join(missing, ", "))
+	}
+	if cfg.AdminKey == "" {
+		log.Warn("ADMIN_API_KEY is not set: the admin API (/nodes) is open to anyone who can reach it")
+	}
+
+	api, err := httpapi.New(httpapi.Config{
+		Addr:            net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port)),
+		BaseURL:         cfg.BaseURL,
+		Boot:            cfg.Boot,
+		AdminKey:        cfg.AdminKey,
+		TrustedProxies:  cfg.TrustedProxies,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Store:           st,
+		Binaries:        bins,
+		Metrics:         m,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
+	servers := map[string]server{"http": api}
+
+	extra, err := protocolServers(cfg, st, bins, m, log)
+	if err != nil {
+		return err
+	}
+	for k, v := range extra {
+		servers[k] = v
+	}
+	return runAll(ctx, servers, log)
+}
+
+// runAll runs every server until ctx ends or one of them fails, then stops
+// the rest and waits for all of them.
+func runAll(ctx context.Context, servers map[string]server, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for name, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Serve(ctx)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+			}
+			cancel() // one server down takes the appliance down, loudly
+		}()
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// deriveBaseURL fills PXE_BASE_URL when it is unset: from PXE_LISTEN_ADDR,
+// else from the address of the interface that holds the default route,
+// else loopback (a laptop with no network still starts, and says so).
+func deriveBaseURL(cfg *config, log *slog.Logger) error {
+	if cfg.BaseURL != "" {
+		return nil
+	}
+	host, why := cfg.ListenAddr, "PXE_LISTEN_ADDR"
+	if a, err := netip.ParseAddr(host); host == "" || err != nil || a.IsUnspecified() {
+		ip, ifname, err := routeAddr(cfg.DHCPInterface)
+		switch {
+		case err == nil:
+			host, why = ip.String(), "address of "+ifname
+		default:
+			host, why = "127.0.0.1", "no usable network interface ("+err.Error()+"); only this host can boot from it"
+		}
+	}
+	cfg.BaseURL = "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port))
+	cfg.BaseURLDerived = true
+	log.Info("PXE_BASE_URL not set; derived it", "base_url", cfg.BaseURL, "from", why)
+	return nil
+}
+
+// routeAddr is the first IPv4 address of ifname, or of the interface that
+// holds the IPv4 default route when ifname is empty.
+func routeAddr(ifname string) (net.IP, string, error) {
+	if ifname == "" {
+		var err error
+		if ifname, err = defaultRouteInterface(); err != nil {
+			return nil, "", err
+		}
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, "", fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, "", fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			return n.IP.To4(), ifname, nil
+		}
+	}
+	return nil, "", fmt.Errorf("interface %s has no IPv4 address", ifname)
+}
+
+// defaultRouteInterface reads the kernel's IPv4 routing table.
+func defaultRouteInterface() (string, error) {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", fmt.Errorf("reading the routing table: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[1] == "00000000" && f[0] != "lo" {
+			return f[0], nil
+		}
+	}
+	return "", errors.New("no IPv4 default route")
+}
