@@ -1,0 +1,94 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/httpapi"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 8000 || c.DatabasePath != "pxe.db" || c.Boot.LocalBoot != httpapi.LocalBootAuto ||
+		c.TFTPEnabled || c.DHCPEnabled || c.TFTPAddr != ":69" || c.EFIBinary != "ipxe.efi" ||
+		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigFlagBeatsEnv(t *testing.T) {
+	c, err := loadConfig([]string{"--port", "9001", "--tftp=yes", "--trusted-proxies", "10.0.0.0/8, 127.0.0.1"},
+		env(map[string]string{"PORT": "9000", "PXE_TFTP_ENABLED": "0", "PXE_DHCP_PROXY_ENABLED": "YES",
+			"PXE_BASE_URL": "http://203.0.113.2:8000/", "PXE_UBUNTU_KERNEL_URL": "http://203.0.113.9/k/${mac}"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9001 || !c.TFTPEnabled || !c.DHCPEnabled || c.BaseURL != "http://203.0.113.2:8000" ||
+		c.Boot.KernelURL != "http://203.0.113.9/k/${mac}" || len(c.TrustedProxies) != 2 ||
+		c.TrustedProxies[1].String() != "127.0.0.1/32" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{env: map[string]string{"PORT": "http"}, want: []string{`PORT (--port) = "http"`, "whole number from 1 to 65535"}},
+		{env: map[string]string{"PORT": "70000"}, want: []string{"PORT"}},
+		{args: []string{"--port", "0"}, want: []string{`PORT (--port) = "0"`}},
+		{env: map[string]string{"PXE_BASE_URL": "203.0.113.2:8000"}, want: []string{"PXE_BASE_URL", "http://"}},
+		{env: map[string]string{"PXE_BASE_URL": "http://x/?a=b"}, want: []string{"PXE_BASE_URL", "query"}},
+		{env: map[string]string{"PXE_UBUNTU_KERNEL_URL": "http://x/a b"}, want: []string{"PXE_UBUNTU_KERNEL_URL", "spaces"}},
+		{env: map[string]string{"PXE_AUTOINSTALL_URL": "file:///etc/passwd"}, want: []string{"PXE_AUTOINSTALL_URL", "absolute URL"}},
+		{env: map[string]string{"PXE_KERNEL_ARGS": "a\nchain http://x"}, want: []string{"PXE_KERNEL_ARGS", "one line"}},
+		{env: map[string]string{"PXE_LOCAL_BOOT": "grub"}, want: []string{"PXE_LOCAL_BOOT", "auto, sanboot or exit"}},
+		{env: map[string]string{"PXE_TFTP_ENABLED": "maybe"}, want: []string{"PXE_TFTP_ENABLED", "1/true/yes"}},
+		{env: map[string]string{"PXE_DHCP_PROXY_ENABLED": "2"}, want: []string{"PXE_DHCP_PROXY_ENABLED"}},
+		{env: map[string]string{"PXE_TRUSTED_PROXIES": "10.0.0.0/8,proxy.lan"}, want: []string{"PXE_TRUSTED_PROXIES", `"proxy.lan"`}},
+		{env: map[string]string{"PXE_LOG_FORMAT": "xml"}, want: []string{"PXE_LOG_FORMAT", "text or json"}},
+		{env: map[string]string{"PXE_LOG_LEVEL": "loud"}, want: []string{"PXE_LOG_LEVEL"}},
+		{env: map[string]string{"PXE_TFTP_ADDR": "69"}, want: []string{"PXE_TFTP_ADDR", "host:port"}},
+		{env: map[string]string{"PXE_TFTP_LOOP_WINDOW": "-1s"}, want: []string{"PXE_TFTP_LOOP_WINDOW", "positive duration"}},
+		{env: map[string]string{"PXE_EFI_BINARY": "grub.efi"}, want: []string{"PXE_EFI_BINARY", "snponly.efi"}},
+		{env: map[string]string{"PXE_LISTEN_ADDR": "eth0"}, want: []string{"PXE_LISTEN_ADDR", "not an IP"}},
+		{env: map[string]string{"PXE_BOOT_HISTORY": "0"}, want: []string{"PXE_BOOT_HISTORY"}},
+		{env: map[string]string{"PORT": "x", "PXE_LOCAL_BOOT": "y"}, want: []string{"PORT", "PXE_LOCAL_BOOT"}},
+		{args: []string{"extra"}, want: []string{`unexpected argument "extra"`}},
+	} {
+		_, err := loadConfig(tc.args, env(tc.env), io.Discard)
+		if err == nil {
+			t.Errorf("%v %v: no error", tc.env, tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v %v: error %q does not mention %q", tc.env, tc.args, err, w)
+			}
+		}
+	}
+}
+
+// Every setting has a distinct variable and flag, and a default that
+// validates: the table is the single source the README is checked against.
+func TestSettingsTable(t *testing.T) {
+	envs, flags := map[string]bool{}, map[string]bool{}
+	for _, s := range settings {
+		if envs[s.env] || flags[s.flag] {
+			t.Errorf("duplicate setting %s/--%s", s.env, s.flag)
+		}
+		envs[s.env], flags[s.flag] = true, true
+		if s.help == "" {
+			t.Errorf("%s has no help text", s.env)
+		}
+	}
+}

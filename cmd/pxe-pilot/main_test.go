@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinary compiles the real pxe-pilot once per test run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pxe-pilot-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pxe-pilot")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// appliance is a running pxe-pilot process.
+type appliance struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startAppliance(t *testing.T, bin string, env ...string) *appliance {
+	t.Helper()
+	port := freePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("PORT=%d", port),
+		"PXE_LISTEN_ADDR=127.0.0.1", "PXE_BASE_URL=" + url, "PXE_LOG_LEVEL=debug"}, env...)
+	a := &appliance{cmd: cmd, url: url, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = a.logs, a.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { a.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-a.done
+		}
+	})
+	// Wait for /health, bounded.
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a
+			}
+		}
+		select {
+		case err := <-a.done:
+			t.Fatalf("appliance exited during start-up: %v\n%s", err, a.logs)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("appliance did not become healthy\n%s", a.logs)
+	return nil
+}
+
+func (a *appliance) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	a.cmd.Process.Signal(sig)
+	select {
+	case err := <-a.done:
+		return err
+	case <-time.After(30 * time.Second):
+		a.cmd.Process.Kill()
+		t.Fatalf("appliance did not stop on %v\n%s", sig, a.logs)
+	}
+	return nil
+}
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestBinaryServesAndStopsCleanly runs the real binary: it serves the boot
+// and admin API, its client subcommands work against it, a second instance
+// on the same database refuses to start with a clear message, and SIGTERM
+// stops it with exit status 0 after closing the database.
+func TestBinaryServesAndStopsCleanly(t *testing.T) {
+	bin := buildBinary(t)
+	db := filepath.Join(t.TempDir(), "pxe.db")
+	a := startAppliance(t, bin, "DATABASE_PATH="+db,
+		"PXE_UBUNTU_KERNEL_URL=http://203.0.113.9/vmlinuz",
+		"PXE_UBUNTU_INITRD_URL=http://203.0.113.9/initrd",
+		"PXE_AUTOINSTALL_URL=http://203.0.113.9/seed/${mac_hyphen}/")
+
+	if code, body := get(t, "GET", a.url+"/chain"); code != 200 || !strings.Contains(body, a.url+"/boot?mac=${mac:uristring}") {
+		t.Fatalf("/chain: %d %s", code, body)
+	}
+	client := func(args ...string) (int, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PXE_SERVER=" + a.url}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+	if code, out := client("reinstall", "52-54-00-AA-BB-01"); code != 0 || !strings.Contains(out, "reinstall") {
+		t.Fatalf("reinstall: %d %s", code, out)
+	}
+	code, body := get(t, "GET", a.url+"/boot?mac=52:54:00:aa:bb:01&platform=efi")
+	if code != 200 || !strings.Contains(body, "kernel http://203.0.113.9/vmlinuz initrd=initrd autoinstall ds=nocloud-net;s=http://203.0.113.9/seed/52-54-00-aa-bb-01/") {
+		t.Fatalf("/boot after reinstall: %d\n%s", code, body)
+	}
+	if code, body := get(t, "GET", a.url+"/boot?mac=52:54:00:aa:bb:01&platform=efi"); code != 200 || !strings.Contains(body, "\nexit 1") {
+		t.Fatalf("second /boot must be local (one-shot): %d\n%s", code, body)
+	}
+	code, out := client("nodes", "--json")
+	var nodes struct {
+		Nodes []struct{ MAC, State string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &nodes) != nil || len(nodes.Nodes) != 1 || nodes.Nodes[0].State != "installing" {
+		t.Fatalf("nodes --json: %d %s", code, out)
+	}
+	if code, out := client("nodes"); code != 0 || !strings.Contains(out, "52:54:00:aa:bb:01  installing") {
+		t.Fatalf("nodes table: %d %s", code, out)
+	}
+	if code, out := client("cancel", "not-a-mac"); code != 2 || !strings.Contains(out, `"not-a-mac"`) {
+		t.Fatalf("bad MAC: %d %s", code, out)
+	}
+	if code, out := client("health"); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("health: %d %s", code, out)
+	}
+
+	// A second appliance on the same database directory.
+	second := exec.Command(bin, "serve", "--port", fmt.Sprint(freePort(t)), "--database-path", db, "--base-url", "http://127.0.0.1:1")
+	out2, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out2), "database at "+db+" is in use by another process") || strings.Contains(string(out2), "goroutine ") {
+		t.Fatalf("second instance: err=%v\n%s", err, out2)
+	}
+
+	if err := a.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: exit %v\n%s", err, a.logs)
+	}
+	if !strings.Contains(a.logs.String(), "database closed") {
+		t.Fatalf("no clean database close in the log:\n%s", a.logs)
+	}
+	// The stopped appliance is unhealthy to the client.
+	if code, _ := client("health", "--timeout", "2s"); code == 0 {
+		t.Fatal("health against a stopped appliance exited 0")
+	}
+	// And the reinstall history survived the restart.
+	a2 := startAppliance(t, bin, "DATABASE_PATH="+db)
+	if code, out := client("events", "52:54:00:aa:bb:01", "--server", a2.url); code != 0 || !strings.Contains(out, "reinstall") || !strings.Contains(out, "local") {
+		t.Fatalf("events after restart: %d %s", code, out)
+	}
+	if err := a2.stop(t, syscall.SIGINT); err != nil {
+		t.Fatalf("SIGINT: exit %v", err)
+	}
+}
+
+func TestBinaryRejectsBadConfig(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = []string{"PORT=eighty", "PXE_LOCAL_BOOT=grub", "DATABASE_PATH=" + filepath.Join(t.TempDir(), "db")}
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 {
+		t.Fatalf("want exit 2, got %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	s := string(out)
+	if !strings.Contains(s, `PORT (--port) = "eighty"`) || !strings.Contains(s, `PXE_LOCAL_BOOT (--local-boot) = "grub"`) || len(lines) != 3 {
+		t.Fatalf("config errors not reported one per line:\n%s", out)
+	}
+}
