@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use as real peers and firmware:
+# QEMU + SeaBIOS/iPXE ROMs + OVMF (end-to-end boots), iPXE binaries, dnsmasq
+# (router and ProxyDHCP reference), tftpd-hpa/tftp-hpa/atftp (TFTP peers and
+# benchmark reference), a kernel + busybox + cpio (test initramfs), tcpdump
+# (pcaps), nmap (independent DHCP client), promtool (metrics lint),
+# systemd-analyze (unit check), iproute2 (namespaces).
+# Idempotent: it installs only what is missing.
+set -euo pipefail
+pkgs=(qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq-base tftpd-hpa tftp-hpa atftp
+  busybox-static cpio linux-image-amd64 tcpdump nmap prometheus iproute2 procps
+  kmod systemd dosfstools mtools git make ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all Debian packages present"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: missing Debian packages: ${missing[*]}; run as root (sudo) to install them" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# tftpd-hpa's postinst tries to start a service; no init system in CI is fine.
+apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}" \
+  || apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 -f
+# A TFTP daemon started by the package would hold port 69 on the host.
+pkill -x in.tftpd 2>/dev/null || true
