@@ -93,9 +93,11 @@ func (e *configError) Error() string {
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("pxe-pilot serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	vals := make(map[string]*string, len(settings))
+	vals := make(map[string]*settingFlag, len(settings))
 	for _, s := range settings {
-		vals[s.env] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
+		v := &settingFlag{isBool: s.def == "false"}
+		vals[s.env] = v
+		fs.Var(v, s.flag, fmt.Sprintf("%s (env %s, default %q)", s.help, s.env, s.def))
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pxe-pilot [serve] [flags]\n\nEvery flag can also be set by its environment variable; the flag wins.\n\n")
@@ -116,7 +118,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		byEnv[s.env] = s
 		switch {
 		case set[s.flag]:
-			raw[s.env] = *vals[s.env]
+			raw[s.env] = vals[s.env].val
 		case getenv(s.env) != "":
 			raw[s.env] = getenv(s.env)
 		default:
@@ -211,6 +213,17 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.DHCPOnlyKnown = parseBool(raw, "PXE_DHCP_ONLY_KNOWN", bad)
 	return c, errors.Join(errs...)
 }
+
+// settingFlag holds a flag's text; boolean settings may be given bare
+// (--tftp), as the flag package allows for IsBoolFlag values.
+type settingFlag struct {
+	val    string
+	isBool bool
+}
+
+func (f *settingFlag) String() string     { return f.val }
+func (f *settingFlag) Set(v string) error { f.val = v; return nil }
+func (f *settingFlag) IsBoolFlag() bool   { return f.isBool }
 
 // checkURL returns what is wrong with an URL that iPXE will fetch, or "".
 // iPXE splits its command line at white space and expands ${…}, so the URL

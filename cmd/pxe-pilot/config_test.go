@@ -24,7 +24,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 }
 
 func TestLoadConfigFlagBeatsEnv(t *testing.T) {
-	c, err := loadConfig([]string{"--port", "9001", "--tftp=yes", "--trusted-proxies", "10.0.0.0/8, 127.0.0.1"},
+	c, err := loadConfig([]string{"--port", "9001", "--tftp", "--trusted-proxies", "10.0.0.0/8, 127.0.0.1"},
 		env(map[string]string{"PORT": "9000", "PXE_TFTP_ENABLED": "0", "PXE_DHCP_PROXY_ENABLED": "YES",
 			"PXE_BASE_URL": "http://203.0.113.2:8000/", "PXE_UBUNTU_KERNEL_URL": "http://203.0.113.9/k/${mac}"}), io.Discard)
 	if err != nil {
