@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -40,8 +41,11 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		return
 	}
 	ip := s.clientIP(r)
-	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() {
-		ip = a.Unmap().String() // what iPXE says it has beats what a NAT shows us
+	// What iPXE says it has beats what a NAT shows us. An IPv6 zone
+	// ("fe80::1%eth0") is refused: it is free text of any length that
+	// would be stored as last_ip and substituted into installer URLs.
+	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
+		ip = a.Unmap().String()
 	}
 	facts := store.Facts{
 		Platform:     fact(q, "platform"),
@@ -118,17 +122,27 @@ func (s *Server) writeScript(w http.ResponseWriter, code int, name string, data 
 	w.Write(buf.Bytes())
 }
 
-// echoSafe keeps what iPXE's echo prints literally. The URL in the "iPXE
-// must call" hint keeps its ${mac}: that is a deliberate expansion.
+// echoSafe keeps what iPXE's echo prints literally. iPXE expands "${…}"
+// anywhere on a line, and treats "||", "&&" and ";" standing as words as
+// command separators and "#" as a comment, so all of "$ { } | & ; # ' \""
+// are replaced, except the exact "${mac}" of the "iPXE must call" hint: that
+// is a deliberate expansion, and the one setting it could reach is the
+// machine's own MAC. (The hint used to switch on keeping every "${" for the
+// whole line when the line merely contained the hint's text, which a client
+// could put in its own bad MAC.)
 func echoSafe(s string) string {
-	const keep = " .,:;_/=()@+-?%<>"
-	hint := strings.Contains(s, "/boot?mac=${mac}")
+	const keep = " .,:_/=()@+-?%<>"
 	var b strings.Builder
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], "${mac}") {
+			b.WriteString("${mac}")
+			i += len("${mac}")
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(keep, r):
-			b.WriteRune(r)
-		case hint && strings.ContainsRune("${}", r):
 			b.WriteRune(r)
 		default:
 			b.WriteByte('_')

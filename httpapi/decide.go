@@ -83,7 +83,7 @@ func Decide(n store.Node, cl Client, c BootConfig) Plan {
 			reason := fmt.Sprintf("reinstall requested but %s unset", strings.Join(missing, ", "))
 			return Plan{Decision: store.DecisionError, Reason: reason, Script: assets.ScriptError, Data: errorData{Lines: []string{
 				string(cl.MAC) + " should reinstall, but the appliance has no installer configured:",
-				"set " + strings.Join(missing, " and ") + " on the appliance; the reinstall stays pending",
+				"set " + strings.Join(missing, " and ") + " on the appliance. The reinstall stays pending",
 			}}}
 		}
 		cmdline := "autoinstall ds=nocloud-net;s=" + Substitute(c.AutoinstallURL, cl)
@@ -117,13 +117,27 @@ func localCommand(mode LocalBoot, platform string) (cmd, reason string) {
 // with the client's values, URL-encoded. Every other ${…} is left for iPXE
 // to expand on the machine (${uuid}, ${serial}, …). An unknown IP becomes
 // the empty string.
+//
+// Replacing is repeated until no placeholder is left: an empty ${ip} can
+// glue its neighbours into a new one ("${${ip}mac}" becomes "${mac}").
+// Every pass that changes something removes at least one "$" and the values
+// put in contain none ("$" is escaped too, which url.PathEscape leaves), so
+// the loop ends.
 func Substitute(raw string, cl Client) string {
 	if !strings.Contains(raw, "${") {
 		return raw
 	}
-	return strings.NewReplacer(
-		"${mac}", url.PathEscape(string(cl.MAC)),
-		"${mac_hyphen}", url.PathEscape(cl.MAC.Hyphen()),
-		"${ip}", url.PathEscape(cl.IP),
-	).Replace(raw)
+	esc := func(v string) string { return strings.ReplaceAll(url.PathEscape(v), "$", "%24") }
+	r := strings.NewReplacer(
+		"${mac}", esc(string(cl.MAC)),
+		"${mac_hyphen}", esc(cl.MAC.Hyphen()),
+		"${ip}", esc(cl.IP),
+	)
+	for {
+		out := r.Replace(raw)
+		if out == raw {
+			return out
+		}
+		raw = out
+	}
 }

@@ -65,7 +65,12 @@ func validateSanboot(args []string) error {
 			val = args[i]
 		}
 		if opt == "--drive" {
-			if _, err := strconv.ParseUint(val, 0, 8); err != nil {
+			// iPXE reads the number with strtoul(…, 0): decimal, 0x hex or
+			// 0 octal. Go's base 0 also takes "_" separators and 0b/0o
+			// prefixes, which iPXE would refuse at boot time.
+			lower := strings.ToLower(val)
+			if _, err := strconv.ParseUint(val, 0, 8); err != nil || strings.Contains(val, "_") ||
+				strings.HasPrefix(lower, "0b") || strings.HasPrefix(lower, "0o") {
 				return fmt.Errorf("sanboot --drive %q is not a drive number such as 0x80", val)
 			}
 			continue

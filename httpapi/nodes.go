@@ -123,7 +123,9 @@ func (s *Server) putLocalBoot(w http.ResponseWriter, r *http.Request, p httprout
 		writeError(w, http.StatusBadRequest, "body must be JSON like {\"script\": \"sanboot --no-describe --drive 0x80\"}: "+jsonProblem(err))
 		return
 	}
-	if dec.More() {
+	// Only white space may follow the object. (dec.More reports false
+	// before a stray "}" or "]", so it would let `{…}}` through.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "body must hold exactly one JSON object")
 		return
 	}
