@@ -259,7 +259,9 @@ func TestDeleteRemovesNodeAndEvents(t *testing.T) {
 	}
 	// No event key of the deleted node is left behind: a node re-learnt
 	// under the same MAC starts with an empty history.
-	if n, _, err := s.RecordBoot(m, Sighting{Time: t0.Add(time.Hour)}, localDecision); err != nil || n.BootCount != 1 {
+	// Same instant as a deleted event: its key has a live version, a
+	// tombstone, and now a live version again.
+	if n, _, err := s.RecordBoot(m, Sighting{Time: t0}, localDecision); err != nil || n.BootCount != 1 {
 		t.Fatalf("re-learnt node = %+v, %v", n, err)
 	}
 	if ev, err := s.Events(m); err != nil || len(ev) != 1 {
@@ -516,5 +518,46 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := s.List(); err == nil {
 		t.Errorf("List after Close succeeded")
+	}
+}
+
+// Two boots of one machine in the same clock tick are two events.
+func TestRecordBootSameInstant(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{History: 3})
+	m := mustMAC(t, "52:54:00:00:00:0f")
+	for i := 0; i < 5; i++ {
+		if _, _, err := s.RecordBoot(m, Sighting{Time: t0, IP: fmt.Sprintf("203.0.113.%d", i)}, localDecision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, err := s.Events(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 3 || ev[0].IP != "203.0.113.4" || ev[2].IP != "203.0.113.2" {
+		t.Fatalf("events = %+v; want the last three boots, newest first", ev)
+	}
+	if n, _ := s.Get(m); n.BootCount != 5 {
+		t.Fatalf("BootCount = %d", n.BootCount)
+	}
+}
+
+// After the clock steps backwards (NTP correcting a machine that booted with
+// a wrong RTC), the boot recorded last is still the newest event and is not
+// the one trimmed away.
+func TestRecordBootClockStepsBack(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{History: 2})
+	m := mustMAC(t, "52:54:00:00:00:10")
+	for i, at := range []time.Time{t0.Add(2 * time.Hour), t0.Add(3 * time.Hour), t0} {
+		if _, _, err := s.RecordBoot(m, Sighting{Time: at, IP: fmt.Sprintf("203.0.113.%d", i)}, localDecision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev, err := s.Events(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != 2 || ev[0].IP != "203.0.113.2" || !ev[0].Time.Equal(t0) || ev[1].IP != "203.0.113.1" {
+		t.Fatalf("events = %+v; want the boot at %v first, then the one before it", ev, t0)
 	}
 }

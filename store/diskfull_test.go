@@ -1,0 +1,179 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Full disk. The test runs a helper in a private mount namespace (root
+// only: CI runs as root), which mounts a 2 MiB tmpfs, fills most of it, and
+// runs a second helper that writes flags to a store on it, acknowledging
+// each, until a write fails or the process dies. The first helper then frees
+// the space, reopens the store and checks every acknowledged flag.
+//
+// Badger keeps its write-ahead log in a file it mmaps after ftruncating it
+// (sparse, no fallocate), so on a full file system the kernel cannot back
+// the next page and the writer gets SIGBUS, which the Go runtime turns into a
+// fatal "unexpected fault address": the appliance dies instead of returning
+// an error. That is Badger's behaviour (github.com/dgraph-io/ristretto/z
+// OpenMmapFileUsing); what the store can promise, and what this test checks,
+// is that nothing acknowledged is lost, whichever way the writer ends.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("TestDiskFull mounts a tmpfs in a private mount namespace and needs root (CI runs as root)")
+	}
+	mnt := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=diskfull", "PXE_STORE_DIR="+mnt)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	text := strings.TrimSpace(string(out))
+	if err != nil {
+		t.Fatalf("disk-full helper: %v\n%s", err, text)
+	}
+	lines := strings.Split(text, "\n")
+	for _, l := range lines {
+		t.Log(l)
+	}
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "ok ") {
+		t.Fatalf("disk-full helper: %s", last)
+	}
+}
+
+// diskFullHelper runs in its own mount namespace.
+func diskFullHelper(mnt string, say func(string, ...any)) int {
+	fail := func(f string, a ...any) int { say("fail "+f, a...); return 1 }
+	// Mounts made here must not leak to the host: make everything private.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fail("making / private: %v", err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m,mode=0700"); err != nil {
+		return fail("mounting tmpfs on %s: %v", mnt, err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+
+	// Filler: room given back before the store is opened again, since
+	// Badger needs a little space to recover.
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, make([]byte, 256<<10), 0o600); err != nil {
+		return fail("writing filler: %v", err)
+	}
+	dir := filepath.Join(mnt, "pxe.db")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=fill", "PXE_STORE_DIR="+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fail("starting writer: %v", err)
+	}
+	acked, writeErr := -1, ""
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		l := sc.Text()
+		switch {
+		case strings.HasPrefix(l, "ack "):
+			n, err := strconv.Atoi(l[4:])
+			if err != nil || n != acked+1 {
+				cmd.Process.Kill()
+				cmd.Wait()
+				return fail("writer said %q after ack %d", l, acked)
+			}
+			acked = n
+		case strings.HasPrefix(l, "error "):
+			writeErr = l[6:]
+		default:
+			say("writer: %s", l)
+		}
+	}
+	waitErr := cmd.Wait()
+	how := "exited"
+	var ee *exec.ExitError
+	if errors.As(waitErr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			how = "killed by " + ws.Signal().String()
+		}
+	}
+	firstFatal := ""
+	for _, l := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(l, "fatal") || strings.Contains(l, "unexpected fault") || strings.Contains(l, "SIGBUS") {
+			firstFatal = l
+			break
+		}
+	}
+	say("writer %s (%v) after %d acknowledged flags; write error: %q; runtime: %q", how, waitErr, acked+1, writeErr, firstFatal)
+	if acked < 10 {
+		return fail("only %d writes before the disk was full; the test did not exercise anything", acked+1)
+	}
+	if writeErr == "" && firstFatal == "" {
+		return fail("writer ended without a write error or a fault:\n%s", stderr.String())
+	}
+	if writeErr != "" && !strings.Contains(writeErr, "no space left on device") && !strings.Contains(writeErr, "database at") {
+		say("note: the write error does not say what went wrong: %s", writeErr)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		return fail("removing filler: %v", err)
+	}
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		return fail("reopening after the disk was full: %v", err)
+	}
+	defer s.Close()
+	for i := 0; i <= acked; i++ {
+		n, err := s.Get(macN(i))
+		if err != nil || n.State != StateReinstall {
+			return fail("acknowledged flag %d lost after the disk was full: %+v, %v", i, n, err)
+		}
+	}
+	say("ok all %d acknowledged flags survived", acked+1)
+	return 0
+}
+
+// fillHelper writes until the store refuses or the process dies. The
+// 4 KiB local-boot script makes each record big, so 2 MiB fill quickly.
+func fillHelper(dir string, say func(string, ...any)) int {
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		say("error %v", err)
+		return 2
+	}
+	script := strings.Repeat("#", 4096)
+	for i := 0; i < 10000; i++ {
+		m := macN(i)
+		if _, err := s.SetLocalBootScript(m, script+fmt.Sprint(i), t0); err != nil {
+			say("error %v", err)
+			break
+		}
+		if _, err := s.SetReinstall(m, true, t0); err != nil {
+			say("error %v", err)
+			break
+		}
+		say("ack %d", i)
+	}
+	// A store that refused a write must still close without a crash.
+	if err := s.Close(); err != nil {
+		say("close %v", err)
+	}
+	return 0
+}
