@@ -220,5 +220,9 @@ func (s *Server) storeError(w http.ResponseWriter, op string, mac store.MAC, err
 	}
 	s.m.StoreErrors.WithLabelValues(op).Inc()
 	s.log.Error("store failed", "op", op, "mac", mac, "err", err)
-	writeError(w, http.StatusServiceUnavailable, "store unavailable: "+err.Error()+"; nothing was changed")
+	code := http.StatusServiceUnavailable
+	if errors.Is(err, store.ErrDiskFull) {
+		code = http.StatusInsufficientStorage
+	}
+	writeError(w, code, "store unavailable: "+err.Error()+"; nothing was changed")
 }

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -54,6 +55,9 @@ var (
 	// ErrInUse means another process holds the database directory.
 	ErrInUse  = errors.New("database is in use by another process")
 	ErrClosed = errors.New("store is closed")
+	// ErrDiskFull means the database's file system has less free space
+	// than Options.MinFree: the write was refused and nothing changed.
+	ErrDiskFull = errors.New("not enough free disk space")
 )
 
 // Options tune a Store. The zero value is usable.
@@ -64,11 +68,20 @@ type Options struct {
 	// SyncInterval bounds how much boot bookkeeping a power cut can lose
 	// (default 1 s).
 	SyncInterval time.Duration
+	// MinFree is the free space, in bytes, the database's file system
+	// must keep for a write to be accepted (default 16 MiB; negative
+	// turns the check off). Badger writes its log and its tables through
+	// memory-mapped files, and a page that the kernel cannot back on a
+	// full disk kills the process with SIGBUS instead of returning an
+	// error. Refusing writes while there is still room for a memtable
+	// flush (4 MiB) turns that crash into ErrDiskFull.
+	MinFree int64
 }
 
 // Store is safe for concurrent use.
 type Store struct {
 	db      *badger.DB
+	minFree int64
 	path    string
 	log     *slog.Logger
 	history int
@@ -134,6 +147,9 @@ func Open(path string, o Options) (*Store, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
+	if o.MinFree == 0 {
+		o.MinFree = 16 << 20
+	}
 	// Create the directory here, so "not a directory" or "permission
 	// denied" reads as such (Badger flattens the cause into a string).
 	if err := os.MkdirAll(path, 0o700); err != nil {
@@ -154,7 +170,7 @@ func Open(path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("database at %s cannot be opened (if it is damaged, move it aside and start again; nodes will be re-learnt on their next boot, reinstall flags will not): %w", path, err)
 		}
 	}
-	s := &Store{db: db, path: path, log: o.Logger, history: o.History,
+	s := &Store{db: db, path: path, log: o.Logger, history: o.History, minFree: o.MinFree,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go s.syncLoop(o.SyncInterval)
 	return s, nil
@@ -190,13 +206,33 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// checkSpace refuses a write when the file system is nearly full; see
+// Options.MinFree. One statfs per write costs about a microsecond.
+func (s *Store) checkSpace() error {
+	if s.minFree < 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.path, &st); err != nil {
+		return nil // cannot tell; let Badger report what it meets
+	}
+	if free := int64(st.Bavail) * int64(st.Bsize); free < s.minFree {
+		return fmt.Errorf("database at %s: only %d KiB free on its file system, below the %d MiB reserve the store keeps so it never crashes on a full disk; free some space: %w",
+			s.path, free>>10, s.minFree>>20, ErrDiskFull)
+	}
+	return nil
+}
+
 // Path is the database directory.
 func (s *Store) Path() string { return s.path }
 
-// Ping checks that the store answers a read.
+// Ping checks that the store answers a read and has room to write.
 func (s *Store) Ping() error {
 	if s.db.IsClosed() {
 		return ErrClosed
+	}
+	if err := s.checkSpace(); err != nil {
+		return err
 	}
 	return s.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get([]byte("n/"))
@@ -246,6 +282,9 @@ func putNode(txn *badger.Txn, n Node) error {
 func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)) error {
 	if s.db.IsClosed() {
 		return ErrClosed
+	}
+	if err := s.checkSpace(); err != nil {
+		return err
 	}
 	var durable bool
 	run := func(txn *badger.Txn) (err error) {
