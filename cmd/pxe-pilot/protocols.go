@@ -1,16 +1,70 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
+	"github.com/pxe-pilot/pxe-pilot/tftpsrv"
 )
 
 // protocolServers builds the TFTP and ProxyDHCP servers the configuration
-// enables.
+// enables. Each binds its sockets here, so a port in use stops start-up with
+// a clear error instead of surfacing later.
 func protocolServers(cfg config, st *store.Store, bins *assets.Binaries, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
 	out := map[string]server{}
+	if cfg.TFTPEnabled {
+		t, err := tftpsrv.New(tftpsrv.Config{
+			Addr:       cfg.TFTPAddr,
+			Binaries:   bins,
+			BaseURL:    cfg.BaseURL,
+			LoopWindow: cfg.TFTPLoopWindow,
+			Metrics:    m,
+			Logger:     log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("TFTP (PXE_TFTP_ADDR=%s): %w", cfg.TFTPAddr, err)
+		}
+		out["tftp"] = t
+	}
+	if cfg.DHCPEnabled {
+		var known func(net.HardwareAddr) (bool, error)
+		if cfg.DHCPOnlyKnown {
+			known = func(hw net.HardwareAddr) (bool, error) {
+				mac, err := store.ParseMAC(hw.String())
+				if err != nil {
+					return false, nil // not Ethernet: not one of ours
+				}
+				_, err = st.Get(mac)
+				if errors.Is(err, store.ErrNotFound) {
+					return false, nil
+				}
+				return err == nil, err
+			}
+		}
+		arm64 := ""
+		if _, ok := bins.Get(assets.ARM64EFI); ok {
+			arm64 = assets.ARM64EFI
+		}
+		d, err := dhcpproxy.New(dhcpproxy.Config{
+			Interface:   cfg.DHCPInterface,
+			BaseURL:     cfg.BaseURL,
+			EFIBinary:   cfg.EFIBinary,
+			ARM64Binary: arm64,
+			KnownMAC:    known,
+			Metrics:     m,
+			Logger:      log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ProxyDHCP (PXE_DHCP_INTERFACE=%q): %w", cfg.DHCPInterface, err)
+		}
+		log.Info("ProxyDHCP listening", "interface", d.Interface(), "server_ip", d.ServerIP().String(), "only_known", cfg.DHCPOnlyKnown, "efi_binary", cfg.EFIBinary)
+		out["dhcp"] = d
+	}
 	return out, nil
 }

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/httpapi"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
@@ -162,41 +162,13 @@ func deriveBaseURL(cfg *config, log *slog.Logger) error {
 }
 
 // routeAddr is the first IPv4 address of ifname, or of the interface that
-// holds the IPv4 default route when ifname is empty.
+// holds the IPv4 default route when ifname is empty: the same address the
+// ProxyDHCP server hands out as next-server.
 func routeAddr(ifname string) (net.IP, string, error) {
 	if ifname == "" {
-		var err error
-		if ifname, err = defaultRouteInterface(); err != nil {
-			return nil, "", err
-		}
+		name, ip, err := dhcpproxy.DefaultInterface()
+		return ip, name, err
 	}
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, "", fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, "", fmt.Errorf("interface %s: %w", ifname, err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-			return n.IP.To4(), ifname, nil
-		}
-	}
-	return nil, "", fmt.Errorf("interface %s has no IPv4 address", ifname)
-}
-
-// defaultRouteInterface reads the kernel's IPv4 routing table.
-func defaultRouteInterface() (string, error) {
-	b, err := os.ReadFile("/proc/net/route")
-	if err != nil {
-		return "", fmt.Errorf("reading the routing table: %w", err)
-	}
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 2 && f[1] == "00000000" && f[0] != "lo" {
-			return f[0], nil
-		}
-	}
-	return "", errors.New("no IPv4 default route")
+	ip, err := dhcpproxy.InterfaceIPv4(ifname)
+	return ip, ifname, err
 }

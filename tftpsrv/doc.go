@@ -1,0 +1,70 @@
+// Package tftpsrv is PXE Pilot's read-only TFTP server: it hands PXE
+// firmware the iPXE binaries and two generated iPXE scripts, all from
+// memory, and breaks the boot loop of routers that can only say "TFTP
+// server + file name".
+//
+// What is served. Exactly the names PXE Pilot knows: the iPXE builds found
+// at start-up (undionly.kpxe, ipxe.efi, snponly.efi, ipxe-arm64.efi) and
+// boot.ipxe / autoexec.ipxe, rendered once at New from PXE_BASE_URL.
+// Nothing is read from disk at request time, so there is no directory to
+// walk, no symlink to follow and no file that can change mid-transfer. One
+// leading '/' is tolerated ("/undionly.kpxe"): routers and pxelinux-era
+// setups often put it in the DHCP file name, and tftpd-hpa --secure serves
+// it too. Anything with a directory part after that, a leading dot, a
+// backslash (WDS-style "boot\x64\..."), control characters or more than
+// 255 bytes is refused.
+//
+// Errors on the wire, as RFC 1350 clients and operators expect them: a write
+// request gets 2 "access violation" (the server is read-only), a path that
+// tries to leave the namespace gets 2 as well, an unknown plain name gets 1
+// "file not found", and garbage, over-long or truncated requests, and
+// DATA/ACK packets sent to port 69 get 4 "illegal TFTP operation". An ERROR
+// packet sent to port 69 is never answered: answering errors with errors
+// lets two servers ping-pong forever.
+//
+// Two sockets, one port. github.com/pin/tftp/v3 does the transfers: option
+// negotiation (blksize up to the interface MTU, tsize from the in-memory
+// size), retransmission, one ephemeral port per transfer as RFC 1350 wants.
+// But it answers every refusal with code 1, ignores garbage silently and
+// reads requests into a 516-byte buffer. So port 69 is bound twice in one
+// SO_REUSEPORT group, and a classic BPF program attached to the group
+// (SO_ATTACH_REUSEPORT_CBPF) sorts each datagram in the kernel: an RRQ of
+// at most 516 bytes whose name is exactly a served name goes to pin/tftp;
+// everything else goes to the "door" socket, which parses it in Go
+// (ParseRequest, CleanName) and answers with the right ERROR from port 69.
+// FuzzParseRequest runs that same program in x/net/bpf's VM to check that
+// the kernel's sorting and the Go parser agree. This is Linux-only, like
+// the appliance. SO_REUSEPORT lets another process of the same user join
+// the group on the same port; PXE Pilot is meant to be the only TFTP
+// server on its address, as it would be with any other server.
+//
+// Transfer tuning: a DATA block unacknowledged for 1 s is resent, at most 5
+// times, with no random back-off. Firmware TFTP clients are simple; a lost
+// block on a LAN is lost, not late, and a quick resend is what keeps a
+// PXE ROM from giving up. A client that vanishes costs about 6 s of one
+// goroutine and one socket.
+//
+// Router-only mode and the loop breaker. Without ProxyDHCP, the router
+// tells the PXE ROM "next-server = appliance, file = undionly.kpxe". iPXE
+// starts, DHCPs again, hears the same file name and loads itself again,
+// forever: stock Debian iPXE has no embedded script, and BIOS iPXE never
+// fetches autoexec.ipxe. iPXE, though, runs any file that starts with
+// "#!ipxe" as a script, whatever its name. So when a client IP that has
+// just completed a download of an iPXE binary asks for an iPXE binary
+// again within LoopWindow, it gets boot.ipxe's bytes under that name, and
+// boot.ipxe chains to PXE_BASE_URL/chain over HTTP. TFTP carries no MAC
+// address, so "client" means IP; see LoopBreaker for the state machine and
+// README.md for the limits (clients behind NAT, the window).
+//
+// Metrics: pxe_pilot_tftp_transfers_total{file,result} (file is a served
+// name; a loop break counts as boot.ipxe), _sent_bytes_total,
+// _transfer_duration_seconds (completed transfers), _rejected_total{reason}
+// with reason write|bad_path|not_found|too_long|malformed|busy, and
+// _loop_breaks_total. One log line per transfer (client, file, served,
+// bytes, duration, result) and per refusal (garbage at debug level, and at
+// most 20 refusals a second one by one, so a scan cannot flood the log).
+//
+// Floods: the door answers inline (one parse, one send, no goroutine per
+// packet); transfers are capped at 512 under way, past which a request is
+// refused at once instead of holding a socket for the ~6 s of retries.
+package tftpsrv

@@ -1,0 +1,399 @@
+package tftpsrv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pin/tftp/v3"
+	"golang.org/x/net/ipv4"
+
+	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/metrics"
+)
+
+// Transfer tuning. Firmware TFTP clients are simple and patient: they
+// retransmit their ACK after a few seconds and give up after a handful of
+// tries. The server resends a DATA block 1 s after it went unacknowledged
+// (a LAN round trip is well under a millisecond, so a second means the
+// packet was lost, not slow), at most 5 times, with no extra random
+// back-off: a PXE ROM on a lossy link then gets a lost block back within
+// a second, and a client that vanished mid-transfer holds its goroutine
+// and socket for about 6 s.
+const (
+	transferTimeout = time.Second
+	transferRetries = 5
+)
+
+// maxActiveTransfers caps transfers under way. pin/tftp opens a socket and
+// starts a goroutine for every RRQ before asking us; a flood of RRQs from
+// spoofed addresses would otherwise hold one of each for ~6 s apiece until
+// the process runs out of file descriptors. Past the cap a request is
+// refused at once ("server busy"; firmware retries). 512 parallel boots is
+// far beyond what one appliance on one L2 segment sees.
+const maxActiveTransfers = 512
+
+// refusalLogBurst is how many refusals a second are logged one by one;
+// beyond it they are only counted, and the next line says how many were
+// left out. A scan or a flood then costs a few log lines a second.
+const refusalLogBurst = 20
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the UDP address for requests: ":69" in production, usually
+	// "127.0.0.1:0" in tests. Empty means ":69". The server speaks IPv4
+	// (PXE's TFTP is IPv4) unless Addr's host is an IPv6 literal.
+	Addr string
+	// Binaries are the iPXE builds found at start-up. Only the names found
+	// are served; the others answer "file not found".
+	Binaries *assets.Binaries
+	// BaseURL is PXE_BASE_URL, rendered into boot.ipxe and autoexec.ipxe.
+	BaseURL string
+	// LoopWindow is PXE_TFTP_LOOP_WINDOW; <= 0 means DefaultLoopWindow.
+	LoopWindow time.Duration
+	// Metrics receives the TFTP counters; nil means a private registry.
+	Metrics *metrics.Metrics
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// file is one name the server answers, read into memory at New.
+type file struct {
+	name   string
+	data   []byte
+	binary bool // an iPXE binary: subject to the loop breaker
+}
+
+// Server is a read-only TFTP server over the appliance's in-memory files.
+type Server struct {
+	log     *slog.Logger
+	m       *metrics.Metrics
+	files   map[string]file
+	script  []byte // boot.ipxe, sent in place of a binary by the loop breaker
+	loop    *LoopBreaker
+	door    *net.UDPConn // refusals: WRQ, bad names, garbage
+	pinConn *net.UDPConn // requests for known names, served by pin/tftp
+	pin     *tftp.Server
+
+	active    chan struct{} // one token per transfer under way
+	serving   atomic.Bool
+	closeOnce sync.Once
+
+	// Refusal log limiter, used by the door goroutine only.
+	logSecond  time.Time
+	logged     int
+	suppressed int
+}
+
+// New renders the scripts, binds the request port and returns a Server
+// ready to Serve. A port already in use is an error here, not in Serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Binaries == nil {
+		return nil, errors.New("tftpsrv: no iPXE binaries given (Config.Binaries is nil)")
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tftpsrv: PXE_BASE_URL %q is not an http(s) URL with a host; boot.ipxe needs it to reach the appliance", cfg.BaseURL)
+	}
+	if strings.ContainsAny(cfg.BaseURL, " \t\r\n") {
+		return nil, fmt.Errorf("tftpsrv: PXE_BASE_URL %q contains white space, which would break the iPXE script", cfg.BaseURL)
+	}
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	s := &Server{
+		log:    cfg.Logger,
+		m:      cfg.Metrics,
+		files:  map[string]file{},
+		loop:   NewLoopBreaker(cfg.LoopWindow, 0),
+		active: make(chan struct{}, maxActiveTransfers),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "tftp")
+	if s.m == nil {
+		s.m = metrics.New("")
+	}
+	for _, name := range assets.BinaryNames {
+		if b, ok := cfg.Binaries.Get(name); ok {
+			s.files[name] = file{name: name, data: b.Data, binary: true}
+		}
+	}
+	for _, name := range []string{assets.ScriptBoot, assets.ScriptAutoexec} {
+		data, err := assets.Script(name, struct{ BaseURL string }{base})
+		if err != nil {
+			return nil, fmt.Errorf("tftpsrv: rendering %s: %w", name, err)
+		}
+		s.files[name] = file{name: name, data: data}
+	}
+	s.script = s.files[assets.ScriptBoot].data
+
+	addr := cfg.Addr
+	if addr == "" {
+		addr = ":69"
+	}
+	network := "udp4"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && !ip.Is4In6() {
+			network = "udp6"
+		}
+	}
+	s.door, s.pinConn, err = listenSplit(network, addr, s.names())
+	if err != nil {
+		return nil, fmt.Errorf("tftpsrv: listening on %s (PXE_TFTP_ADDR): %w", addr, err)
+	}
+
+	s.pin = tftp.NewServer(s.handleRead, nil)
+	s.pin.SetTimeout(transferTimeout)
+	s.pin.SetRetries(transferRetries)
+	s.pin.SetBackoff(func(int) time.Duration { return 0 })
+
+	for _, f := range s.files {
+		for _, r := range []string{"started", "completed", "failed"} {
+			s.m.TFTPTransfers.WithLabelValues(f.name, r)
+		}
+	}
+	for _, r := range []string{"write", "not_found", "bad_path", "too_long", "malformed", "busy"} {
+		s.m.TFTPRejected.WithLabelValues(r)
+	}
+	return s, nil
+}
+
+// names lists the served names in a stable order.
+func (s *Server) names() []string {
+	out := make([]string, 0, len(s.files))
+	for n := range s.files {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Addr returns the address requests are received on.
+func (s *Server) Addr() net.Addr { return s.door.LocalAddr() }
+
+// Serve answers requests until ctx ends, then stops taking requests, lets
+// the transfers under way finish or time out, releases the sockets and
+// returns nil. It may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("tftpsrv: Serve called twice")
+	}
+	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", s.loop.Window().String())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := s.pin.Serve(s.pinConn); err != nil {
+			s.log.Error("TFTP transfer loop stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.serveDoor()
+	}()
+	<-ctx.Done()
+	s.door.Close()
+	// Shutdown closes pinConn and waits for the transfers under way.
+	s.pin.Shutdown()
+	wg.Wait()
+	s.Close()
+	s.log.Info("TFTP server stopped")
+	return nil
+}
+
+// Close releases the sockets of a Server that is not serving (or has
+// served). It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.door.Close()
+		s.pinConn.Close()
+	})
+	return nil
+}
+
+// handleRead is pin/tftp's read handler. The socket filter only lets RRQs
+// for known names through, so the lookup fails only if the filter and this
+// table disagree. Metrics labels are always a served name (a key of
+// s.files, fixed at New): nothing a client sends becomes a label.
+func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
+	start := time.Now()
+	var client netip.Addr
+	var clientAddr string
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		ra := ot.RemoteAddr()
+		client, _ = netip.AddrFromSlice(ra.IP)
+		client = client.Unmap()
+		clientAddr = ra.String()
+	}
+	name, rerr := CleanName(filename)
+	f, ok := s.files[name]
+	if rerr != nil || !ok {
+		s.m.TFTPRejected.WithLabelValues("not_found").Inc()
+		s.log.Warn("TFTP request for an unknown name reached the transfer socket", "client", clientAddr, "file", filename)
+		return fmt.Errorf("file not found: %q", filename)
+	}
+	select {
+	case s.active <- struct{}{}:
+		defer func() { <-s.active }()
+	default:
+		s.m.TFTPRejected.WithLabelValues("busy").Inc()
+		s.log.Warn("TFTP request refused: too many transfers under way", "client", clientAddr, "file", filename, "max", cap(s.active))
+		return fmt.Errorf("server busy: %d transfers under way, try again", cap(s.active))
+	}
+	data, served := f.data, f.name
+	decision := ServeBinary
+	if f.binary {
+		decision = s.loop.Decide(client, start)
+		if decision == ServeScript {
+			data, served = s.script, assets.ScriptBoot
+			s.m.TFTPLoopBreaks.Inc()
+		}
+	}
+	s.m.TFTPTransfers.WithLabelValues(served, "started").Inc()
+	n, err := rf.ReadFrom(bytes.NewReader(data))
+	end := time.Now()
+	dur := end.Sub(start)
+	if f.binary {
+		s.loop.Completed(client, decision, err == nil, end)
+	}
+	s.m.TFTPBytes.WithLabelValues(served).Add(float64(n))
+	attrs := []any{"client", clientAddr, "file", filename, "served", served, "bytes", n, "duration", dur.Round(time.Microsecond).String()}
+	if f.binary && decision == ServeScript {
+		attrs = append(attrs, "loop_break", true)
+	}
+	// Log before counting: whoever watches the counters (a test, an
+	// alert) then finds the log line already written.
+	if err != nil {
+		level, msg := slog.LevelWarn, "TFTP transfer failed"
+		if n == 0 && strings.Contains(err.Error(), "sending block 0: code=") {
+			// Many PXE ROMs (Intel's among them) first send an RRQ with
+			// only "tsize", read the size from our OACK, answer it with
+			// an ERROR and then ask again for real. Routine, not a
+			// problem worth a warning; pin/tftp reports it as an ERROR
+			// received while block 0 (the OACK) was outstanding.
+			level, msg = slog.LevelInfo, "TFTP transfer ended by the client after option negotiation (firmware size probe)"
+		}
+		s.log.Log(context.Background(), level, msg, append(attrs, "result", "failed", "err", err)...)
+		s.m.TFTPTransfers.WithLabelValues(served, "failed").Inc()
+		return err
+	}
+	s.log.Info("TFTP transfer", append(attrs, "result", "completed")...)
+	s.m.TFTPDuration.WithLabelValues(served).Observe(dur.Seconds())
+	s.m.TFTPTransfers.WithLabelValues(served, "completed").Inc()
+	return nil
+}
+
+// verdict is the door's answer to a packet: the error to send (nil: send
+// nothing).
+func (s *Server) verdict(p []byte) *RequestError {
+	req, err := ParseRequest(p)
+	if err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			return re
+		}
+		return nil // errIgnore
+	}
+	if req.Op == opWRQ {
+		return reject(ErrAccessViolation, "write", "access violation: PXE Pilot's TFTP server is read-only")
+	}
+	name, rerr := CleanName(req.Filename)
+	if rerr != nil {
+		return rerr
+	}
+	if _, ok := s.files[name]; ok {
+		// The socket filter sends every RRQ for a known name to pin/tftp;
+		// getting one here means the kernel and ParseRequest disagree.
+		return reject(ErrNotDefined, "malformed", "request for %q could not be served; please report this", name)
+	}
+	return reject(ErrFileNotFound, "not_found", "file not found: %q (served: %s)", req.Filename, strings.Join(s.names(), ", "))
+}
+
+// serveDoor answers, from port 69 itself, every packet the socket filter
+// did not pass to pin/tftp. Each answer is one parse and one send, done
+// inline: a flood of garbage costs a loop iteration per packet and never
+// a goroutine.
+func (s *Server) serveDoor() {
+	buf := make([]byte, 65536)
+	var p4 *ipv4.PacketConn
+	if la, ok := s.door.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+		p4 = ipv4.NewPacketConn(s.door)
+		if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
+			p4 = nil
+		}
+	}
+	for {
+		var (
+			n   int
+			src net.Addr
+			err error
+			dst net.IP
+		)
+		if p4 != nil {
+			var cm *ipv4.ControlMessage
+			n, cm, src, err = p4.ReadFrom(buf)
+			if cm != nil && !cm.Dst.IsMulticast() && !cm.Dst.Equal(net.IPv4bcast) {
+				dst = cm.Dst
+			}
+		} else {
+			n, src, err = s.door.ReadFrom(buf)
+		}
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("TFTP read failed", "err", err)
+			continue
+		}
+		re := s.verdict(buf[:n])
+		if re == nil {
+			continue
+		}
+		s.m.TFTPRejected.WithLabelValues(re.Reason).Inc()
+		s.logRefusal(time.Now(), src, re)
+		pkt := errorPacket(re.Code, re.Message)
+		// Answer from the address the client wrote to: on a host with
+		// several addresses, a reply from another one is dropped by
+		// clients that check the server's address.
+		if p4 != nil && dst != nil {
+			_, err = p4.WriteTo(pkt, &ipv4.ControlMessage{Src: dst}, src)
+		} else {
+			_, err = s.door.WriteTo(pkt, src)
+		}
+		if err != nil {
+			s.log.Debug("TFTP error reply not sent", "client", src.String(), "err", err)
+		}
+	}
+}
+
+// logRefusal logs a refusal, at most refusalLogBurst a second. Garbage is
+// logged at debug level only.
+func (s *Server) logRefusal(now time.Time, src net.Addr, re *RequestError) {
+	if now.Sub(s.logSecond) >= time.Second {
+		if s.suppressed > 0 {
+			s.log.Warn("TFTP refusals not logged one by one (too many); see pxe_pilot_tftp_rejected_total", "count", s.suppressed)
+		}
+		s.logSecond, s.logged, s.suppressed = now, 0, 0
+	}
+	if s.logged >= refusalLogBurst {
+		s.suppressed++
+		return
+	}
+	s.logged++
+	level := slog.LevelInfo
+	if re.Reason == "malformed" {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "TFTP request refused", "client", src.String(), "reason", re.Reason, "code", int(re.Code), "err", re.Message)
+}
