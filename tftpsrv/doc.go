@@ -54,7 +54,7 @@
 // again within LoopWindow, it gets boot.ipxe's bytes under that name, and
 // boot.ipxe chains to PXE_BASE_URL/chain over HTTP. TFTP carries no MAC
 // address, so "client" means IP; see LoopBreaker for the state machine and
-// README.md for the limits (clients behind NAT, the window).
+// the top-level README ("Routers that only support TFTP") for the limits (clients behind NAT, the window).
 //
 // Metrics: pxe_pilot_tftp_transfers_total{file,result} (file is a served
 // name; a loop break counts as boot.ipxe), _sent_bytes_total,
