@@ -29,7 +29,7 @@ type Metrics struct {
 	BootRequests     *prometheus.CounterVec   // decision="reinstall|local|error"
 	ChainRequests    prometheus.Counter       //
 	ReinstallChanges *prometheus.CounterVec   // action="set|clear"
-	InstallReports   *prometheus.CounterVec   // result="installed|failed"
+	InstallReports   *prometheus.CounterVec   // result="installed"
 	HTTPDuration     *prometheus.HistogramVec // route, code
 	AssetRequests    *prometheus.CounterVec   // file, result="served|missing"
 
@@ -50,6 +50,9 @@ type Metrics struct {
 	TFTPRejected   *prometheus.CounterVec   // reason="write|not_found|bad_path|too_long|malformed|busy"
 	TFTPLoopBreaks prometheus.Counter       // router-only mode: script served instead of a binary
 }
+
+// StoreOps are the op label values of pxe_pilot_store_errors_total.
+var StoreOps = []string{"record_boot", "ping", "mark_installed", "list", "get", "delete", "events", "set_reinstall", "set_local_boot"}
 
 // New registers every collector on a fresh registry, together with the Go
 // runtime and process collectors and pxe_pilot_build_info.
@@ -158,6 +161,10 @@ func New(version string) *Metrics {
 	}
 	for _, a := range []string{"set", "clear"} {
 		m.ReinstallChanges.WithLabelValues(a)
+	}
+	m.InstallReports.WithLabelValues("installed")
+	for _, op := range StoreOps {
+		m.StoreErrors.WithLabelValues(op)
 	}
 	return m
 }
