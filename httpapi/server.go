@@ -148,7 +148,10 @@ func (s *Server) routes() http.Handler {
 	open(http.MethodGet, "/chain", s.chain)
 	open(http.MethodGet, "/boot", s.boot)
 	open(http.MethodPost, "/installed", s.installed)
+	// UEFI HTTP Boot (OVMF measured) sends HEAD first to learn the size;
+	// a 405 there makes it stall the download that follows.
 	open(http.MethodGet, "/ipxe/:name", s.binary)
+	open(http.MethodHead, "/ipxe/:name", s.binary)
 	open(http.MethodGet, "/health", s.health)
 	metricsHandler := s.m.Handler()
 	open(http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -57,6 +57,27 @@ func TestLoopBreakOnTheWire(t *testing.T) {
 	}
 }
 
+// TestLoopBreakOff: with the breaker off (ProxyDHCP mode), a machine that
+// fetches its binary twice in a row, as firmware does on every power-on,
+// gets the binary both times.
+func TestLoopBreakOff(t *testing.T) {
+	e := startServer(t, -1)
+	bin := e.want(t, assets.UndionlyKPXE)
+	for i := 0; i < 2; i++ {
+		waitFor(t, "previous transfer to end", func() bool { return transfersEnded(t, e) == float64(i) })
+		got, _, err := pinGet(e.addr, assets.UndionlyKPXE, 1468, true)
+		if err != nil || !bytes.Equal(got, bin) {
+			t.Fatalf("fetch %d: err %v, %d bytes; want the binary (%d bytes)", i, err, len(got), len(bin))
+		}
+	}
+	if v := value(t, e.m.TFTPLoopBreaks); v != 0 {
+		t.Errorf("loop breaks = %v with the breaker off", v)
+	}
+	if !strings.Contains(e.logText(), "loop_window=off") {
+		t.Errorf("start-up log does not say the breaker is off:\n%s", e.logText())
+	}
+}
+
 // TestAbortedBinaryDoesNotCount aborts a binary transfer after its first
 // block, as a PXE ROM that gives up does: the retry must get the binary.
 func TestAbortedBinaryDoesNotCount(t *testing.T) {

@@ -60,7 +60,12 @@ type Config struct {
 	Binaries *assets.Binaries
 	// BaseURL is PXE_BASE_URL, rendered into boot.ipxe and autoexec.ipxe.
 	BaseURL string
-	// LoopWindow is PXE_TFTP_LOOP_WINDOW; <= 0 means DefaultLoopWindow.
+	// LoopWindow is PXE_TFTP_LOOP_WINDOW; 0 means DefaultLoopWindow, and
+	// a negative window turns the loop breaker off. It must be off when
+	// ProxyDHCP runs: iPXE then gets its script by DHCP and never asks TFTP
+	// again, so a remembered client would be handed the script the next
+	// time its firmware asks for a binary (measured with OVMF: "NBP
+	// filesize is 389 Bytes", then the load fails).
 	LoopWindow time.Duration
 	// Metrics receives the TFTP counters; nil means a private registry.
 	Metrics *metrics.Metrics
@@ -114,8 +119,10 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		m:      cfg.Metrics,
 		files:  map[string]file{},
-		loop:   NewLoopBreaker(cfg.LoopWindow, 0),
 		active: make(chan struct{}, maxActiveTransfers),
+	}
+	if cfg.LoopWindow >= 0 {
+		s.loop = NewLoopBreaker(cfg.LoopWindow, 0)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -189,7 +196,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("tftpsrv: Serve called twice")
 	}
-	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", s.loop.Window().String())
+	window := "off"
+	if s.loop != nil {
+		window = s.loop.Window().String()
+	}
+	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", window)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -253,7 +264,8 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	}
 	data, served := f.data, f.name
 	decision := ServeBinary
-	if f.binary {
+	breaking := f.binary && s.loop != nil
+	if breaking {
 		decision = s.loop.Decide(client, start)
 		if decision == ServeScript {
 			data, served = s.script, assets.ScriptBoot
@@ -264,7 +276,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	n, err := rf.ReadFrom(bytes.NewReader(data))
 	end := time.Now()
 	dur := end.Sub(start)
-	if f.binary {
+	if breaking {
 		s.loop.Completed(client, decision, err == nil, end)
 	}
 	s.m.TFTPBytes.WithLabelValues(served).Add(float64(n))

@@ -44,7 +44,7 @@ var settings = []setting{
 	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
 	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},
 	{"PXE_TFTP_ADDR", "tftp-addr", ":69", "TFTP listen address"},
-	{"PXE_TFTP_LOOP_WINDOW", "tftp-loop-window", "2m", "router-only mode: how long after loading iPXE a client's next request gets the chain script"},
+	{"PXE_TFTP_LOOP_WINDOW", "tftp-loop-window", "2m", "router-only mode: how long after loading iPXE a client's next request gets the chain script (0: off; always off with ProxyDHCP)"},
 	{"PXE_IPXE_DIR", "ipxe-dir", "", "folder with your own iPXE builds (searched before the embedded and Debian ones)"},
 	{"PXE_IPXE_ARM64_EFI", "ipxe-arm64-efi", "", "path of an arm64 UEFI iPXE build"},
 	{"PXE_EFI_BINARY", "efi-binary", "ipxe.efi", "iPXE for x86_64 UEFI: ipxe.efi or snponly.efi"},
@@ -201,7 +201,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if _, _, err := net.SplitHostPort(c.TFTPAddr); err != nil {
 		bad("PXE_TFTP_ADDR", "must be host:port, e.g. :69 or 203.0.113.10:69")
 	}
-	c.TFTPLoopWindow = parseDuration(raw, "PXE_TFTP_LOOP_WINDOW", bad)
+	if raw["PXE_TFTP_LOOP_WINDOW"] != "0" { // 0 turns the loop breaker off
+		c.TFTPLoopWindow = parseDuration(raw, "PXE_TFTP_LOOP_WINDOW", bad)
+	}
 	c.IPXEDir = raw["PXE_IPXE_DIR"]
 	c.IPXEARM64 = raw["PXE_IPXE_ARM64_EFI"]
 	c.EFIBinary = raw["PXE_EFI_BINARY"]

@@ -155,7 +155,7 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 		"PXE_UBUNTU_INITRD_URL=http://203.0.113.9/initrd",
 		"PXE_AUTOINSTALL_URL=http://203.0.113.9/seed/${mac_hyphen}/")
 
-	if code, body := get(t, "GET", a.url+"/chain"); code != 200 || !strings.Contains(body, a.url+"/boot?mac=${mac:uristring}") {
+	if code, body := get(t, "GET", a.url+"/chain"); code != 200 || !strings.Contains(body, a.url+"/boot?mac=${mac}&ip=${ip}&uuid=${uuid}&platform=${platform:uristring}") {
 		t.Fatalf("/chain: %d %s", code, body)
 	}
 	client := func(args ...string) (int, string) {

@@ -19,11 +19,19 @@ import (
 func protocolServers(cfg config, st *store.Store, bins *assets.Binaries, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
 	out := map[string]server{}
 	if cfg.TFTPEnabled {
+		// The loop breaker is for routers that hand iPXE the binary's name
+		// again. With ProxyDHCP, iPXE gets /chain by DHCP and never asks
+		// TFTP again, so the breaker would only hand the script to the
+		// next power-on's firmware.
+		window := cfg.TFTPLoopWindow
+		if cfg.DHCPEnabled || window == 0 {
+			window = -1
+		}
 		t, err := tftpsrv.New(tftpsrv.Config{
 			Addr:       cfg.TFTPAddr,
 			Binaries:   bins,
 			BaseURL:    cfg.BaseURL,
-			LoopWindow: cfg.TFTPLoopWindow,
+			LoopWindow: window,
 			Metrics:    m,
 			Logger:     log,
 		})
