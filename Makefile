@@ -17,7 +17,7 @@ PLATFORMS ?= linux/amd64 linux/arm64
 IPXE_SRC   ?= /usr/lib/ipxe
 IPXE_FILES := undionly.kpxe ipxe.efi snponly.efi
 
-.PHONY: all assets build build-all test run clean
+.PHONY: all assets build build-all test deps run clean
 
 all: build
 
@@ -46,9 +46,17 @@ build-all: assets
 			-o $(DIST)/$(BINARY)-$$os-$$arch ./cmd/pxe-pilot || exit 1; \
 	done
 
-## test: placeholder; the lead finalises the CI test target.
-test:
-	$(GO) test -race ./...
+## test: every test, as root (network namespaces, QEMU): Debian packages
+## the tests use are installed first if missing, then the unit and
+## integration tests under the race detector, then real firmware booting
+## in QEMU against the real binary.
+test: deps
+	$(GO) test -race -timeout 15m ./...
+	$(GO) test -tags e2e -count=1 -timeout 20m -v ./test/e2e/
+
+## deps: install the Debian packages the tests use (idempotent).
+deps:
+	bash .ci/deps.sh
 
 ## run: build and serve HTTP on :8000 with a local database (no TFTP, no ProxyDHCP).
 run: build
