@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# memory.sh: the whole appliance's memory and disk with N nodes.
+#
+# Builds the real binary, starts it on 127.0.0.1 with a fresh database,
+# creates N nodes through the HTTP API (every other one marked for
+# reinstall, then three boots each: BIOS, UEFI, BIOS, with facts), reads the
+# process's peak RSS (VmHWM), stops it with SIGTERM and measures the
+# database directory. Bounded: N requests x 4, one curl process, 10 minutes.
+#
+# Usage: bench/memory.sh [N]   (default 1000; needs go and curl)
+set -euo pipefail
+N=${1:-1000}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+go build -C "$repo" -o "$work/pxe-pilot" ./cmd/pxe-pilot
+port=$(( 20000 + RANDOM % 20000 ))
+base=http://127.0.0.1:$port
+PORT=$port PXE_LISTEN_ADDR=127.0.0.1 PXE_BASE_URL=$base DATABASE_PATH="$work/db" PXE_LOG_LEVEL=warn \
+	PXE_UBUNTU_KERNEL_URL=http://127.0.0.1/k PXE_UBUNTU_INITRD_URL=http://127.0.0.1/i PXE_AUTOINSTALL_URL=http://127.0.0.1/a/ \
+	"$work/pxe-pilot" serve 2>"$work/log" &
+pid=$!
+for _ in $(seq 100); do curl -fs "$base/health" >/dev/null && break; sleep 0.1; done
+{
+	for i in $(seq 0 $((N - 1))); do
+		mac=$(printf '52:54:01:%02x:%02x:%02x' $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255)))
+		if [ $((i % 2)) = 0 ]; then
+			printf 'url = "%s/nodes/%s/reinstall"\nrequest = "POST"\noutput = "/dev/null"\nnext\n' "$base" "$mac"
+		fi
+		for p in pcbios efi pcbios; do
+			printf 'url = "%s/boot?mac=%s&platform=%s&serial=SN%d&manufacturer=QEMU&product=Standard%%20PC"\noutput = "/dev/null"\nnext\n' "$base" "$mac" "$p" "$i"
+		done
+	done
+	printf 'url = "%s/nodes"\noutput = "/dev/null"\n' "$base"
+} >"$work/requests"
+start=$(date +%s.%N)
+timeout 600 curl -fsS -K "$work/requests"
+end=$(date +%s.%N)
+nodes=$(curl -fs "$base/metrics" | awk '/^pxe_pilot_nodes\{/ {n += $2} END {print n}')
+hwm=$(awk '/^VmHWM/ {print $2, $3}' /proc/$pid/status)
+rss=$(awk '/^VmRSS/ {print $2, $3}' /proc/$pid/status)
+kill -TERM "$pid"
+wait "$pid" || true
+pid=
+printf 'nodes %s (API says %s), %d requests in %.1f s\n' "$N" "$nodes" $((N * 3 + N / 2 + 1)) "$(awk "BEGIN{print $end - $start}")"
+printf 'peak RSS (VmHWM) %s, RSS at end %s\n' "$hwm" "$rss"
+printf 'database on disk after close: %s KiB (du -sk)\n' "$(du -sk "$work/db" | cut -f1)"
