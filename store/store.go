@@ -3,7 +3,8 @@
 // # Layout
 //
 //	n/<mac>              JSON Node
-//	e/<mac>/<be64 nanos> JSON Event, the last Options.History kept per node
+//	e/<mac>/<be64 nanos> JSON Event (key bumped past the newest if the clock
+//	                     did not move), the last Options.History kept per node
 //
 // # Durability
 //
@@ -28,14 +29,12 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -44,9 +43,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
-	"github.com/dgraph-io/badger/v4/table"
-	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // Errors callers can test with errors.Is.
@@ -245,13 +241,6 @@ func (s *Store) Ping() error {
 
 func nodeKey(m MAC) []byte { return []byte("n/" + string(m)) }
 
-func eventPrefix(m MAC) []byte { return []byte("e/" + string(m) + "/") }
-
-func eventKey(m MAC, t time.Time) []byte {
-	k := eventPrefix(m)
-	return binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
-}
-
 func getNode(txn *badger.Txn, m MAC) (Node, error) {
 	item, err := txn.Get(nodeKey(m))
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -449,59 +438,6 @@ func (s *Store) Delete(m MAC) error {
 	}))
 }
 
-// newestEventKeys returns up to max of the node's event keys, newest first,
-// stepping over as few trimmed events as it can. Trimmed events stay behind
-// as tombstones until a compaction drops them, and a machine stuck in a PXE
-// boot loop leaves thousands. Badger's iterator always reads one live item
-// ahead, so even a bounded scan walked every tombstone on every boot
-// (measured: 1 ms a boot after 10,000 boots of one machine, and growing).
-// With AllVersions the iterator stops at each version instead, and this
-// walk ends one version after the max-th live key.
-//
-// Walking backwards, Badger yields a key's versions oldest first, so the
-// last version seen for a key says whether it is live.
-func newestEventKeys(txn *badger.Txn, m MAC, max int) ([][]byte, error) {
-	var (
-		keys [][]byte
-		cur  []byte
-		live bool
-	)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(m), Reverse: true, AllVersions: true})
-	defer it.Close()
-	for it.Seek(eventSeekLast(m)); it.Valid(); it.Next() {
-		item := it.Item()
-		if cur == nil || !bytes.Equal(item.Key(), cur) {
-			if cur != nil && live {
-				keys = append(keys, cur)
-			}
-			if len(keys) == max {
-				return keys, nil
-			}
-			cur = item.KeyCopy(nil)
-		}
-		live = !item.IsDeletedOrExpired()
-	}
-	if cur != nil && live && len(keys) < max {
-		keys = append(keys, cur)
-	}
-	return keys, nil
-}
-
-// eventSeekLast sorts after every event key of m.
-func eventSeekLast(m MAC) []byte {
-	return append(eventPrefix(m), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-}
-
-func eventKeys(txn *badger.Txn, m MAC) ([][]byte, error) {
-	var keys [][]byte
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix(m)})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		keys = append(keys, it.Item().KeyCopy(nil))
-	}
-	return keys, nil
-}
-
 // RecordBoot records one boot of m: it creates the node if unknown, updates
 // last_seen, last IP, boot count and facts, then calls decide with the
 // updated node. decide returns the event to record and may change the node's
@@ -592,132 +528,4 @@ func mergeFacts(dst *Facts, src Facts) {
 	set(&dst.Serial, src.Serial)
 	set(&dst.Manufacturer, src.Manufacturer)
 	set(&dst.Product, src.Product)
-}
-
-// Events returns the node's recorded boots, newest first. An unknown node is
-// ErrNotFound.
-func (s *Store) Events(m MAC) ([]Event, error) {
-	events := []Event{}
-	err := s.db.View(func(txn *badger.Txn) error {
-		if _, err := getNode(txn, m); err != nil {
-			return err
-		}
-		// Newest first, and no further than History: see newestEventKeys.
-		keys, err := newestEventKeys(txn, m, s.history)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			item, err := txn.Get(k)
-			if err != nil {
-				return err
-			}
-			var e Event
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
-				return fmt.Errorf("node %s: stored event is unreadable: %w", m, err)
-			}
-			events = append(events, e)
-		}
-		return nil
-	})
-	return events, err
-}
-
-// checkTables verifies every table file before Badger opens it. Badger
-// opens tables in goroutines of its own and reads their footers without
-// bounds checks, so a truncated .sst (a full disk, an interrupted copy, a bad
-// sector) panics the whole process instead of failing Open. And by default
-// it never checks block checksums, so flipped bits inside a table silently
-// make nodes (and their reinstall flags) disappear; asking it to check
-// (options.OnTableRead) trips over a nil pointer in table.VerifyChecksum
-// (v4.9.6) when a block does not decompress. So Open checks each table
-// here, in its own goroutine where a panic can be recovered: footer lengths
-// that fit the file, then every block's checksum. Tables here are a few
-// hundred KiB, so this costs milliseconds.
-func checkTables(dir string) error {
-	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if err != nil {
-		return err
-	}
-	bo := tunedOptions(dir, slog.Default())
-	topt := table.Options{
-		ReadOnly: true, ChkMode: options.OnTableRead,
-		BlockSize: bo.BlockSize, Compression: bo.Compression, ZSTDCompressionLevel: bo.ZSTDCompressionLevel,
-		TableSize: uint64(bo.BaseTableSize), BloomFalsePositive: bo.BloomFalsePositive,
-	}
-	for _, name := range ssts {
-		if err := checkTableFooter(name); err != nil {
-			return err
-		}
-		if err := verifyTable(name, topt); err != nil {
-			return fmt.Errorf("table %s is damaged: %w", filepath.Base(name), err)
-		}
-	}
-	return nil
-}
-
-func verifyTable(name string, topt table.Options) (err error) {
-	mf, err := z.OpenMmapFile(name, os.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer mf.Close(-1) // -1: never truncate; the table's own DecrRef would delete the file
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("its blocks do not verify (badger: %v)", r)
-		}
-	}()
-	// OpenTable verifies every block's checksum (ChkMode OnTableRead).
-	_, err = table.OpenTable(mf, topt)
-	return err
-}
-
-func checkTableFooter(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	// Footer: …, index, 4-byte index length, checksum, 4-byte checksum length.
-	size := fi.Size()
-	bad := fmt.Errorf("table %s is damaged (%d bytes, footer does not fit)", filepath.Base(name), size)
-	var b [4]byte
-	if size < 8 {
-		return bad
-	}
-	if _, err := f.ReadAt(b[:], size-4); err != nil {
-		return err
-	}
-	sumLen := int64(binary.BigEndian.Uint32(b[:]))
-	if sumLen > size-8 {
-		return bad
-	}
-	if _, err := f.ReadAt(b[:], size-8-sumLen); err != nil {
-		return err
-	}
-	if indexLen := int64(binary.BigEndian.Uint32(b[:])); indexLen > size-8-sumLen {
-		return bad
-	}
-	return nil
-}
-
-// badgerLogger routes Badger's printf-style logging to slog. Badger's Info
-// lines are start-up and compaction chatter, so they go to Debug.
-type badgerLogger struct{ l *slog.Logger }
-
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
 }

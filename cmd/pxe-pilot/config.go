@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -275,5 +274,3 @@ func parseBool(raw map[string]string, env string, bad func(string, string)) bool
 	bad(env, "must be 1/true/yes or 0/false/no")
 	return false
 }
-
-func lookupEnv(k string) string { return os.Getenv(k) }

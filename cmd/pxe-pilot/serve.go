@@ -27,9 +27,7 @@ type server interface {
 // closes last, so no in-flight request writes to a closed database.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("pxe-pilot starting", "version", version)
-	if err := deriveBaseURL(&cfg, log); err != nil {
-		return err
-	}
+	deriveBaseURL(&cfg, log)
 	st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory})
 	if err != nil {
 		return err
@@ -141,9 +139,9 @@ func runAll(ctx context.Context, servers map[string]server, log *slog.Logger) er
 // deriveBaseURL fills PXE_BASE_URL when it is unset: from PXE_LISTEN_ADDR,
 // else from the address of the interface that holds the default route,
 // else loopback (a laptop with no network still starts, and says so).
-func deriveBaseURL(cfg *config, log *slog.Logger) error {
+func deriveBaseURL(cfg *config, log *slog.Logger) {
 	if cfg.BaseURL != "" {
-		return nil
+		return
 	}
 	host, why := cfg.ListenAddr, "PXE_LISTEN_ADDR"
 	if a, err := netip.ParseAddr(host); host == "" || err != nil || a.IsUnspecified() {
@@ -158,7 +156,6 @@ func deriveBaseURL(cfg *config, log *slog.Logger) error {
 	cfg.BaseURL = "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port))
 	cfg.BaseURLDerived = true
 	log.Info("PXE_BASE_URL not set; derived it", "base_url", cfg.BaseURL, "from", why)
-	return nil
 }
 
 // routeAddr is the first IPv4 address of ifname, or of the interface that
