@@ -46,13 +46,9 @@ build-all: assets
 			-o $(DIST)/$(BINARY)-$$os-$$arch ./cmd/pxe-pilot || exit 1; \
 	done
 
-## test: every test, as root (network namespaces, QEMU): Debian packages
-## the tests use are installed first if missing, then the unit and
-## integration tests under the race detector, then real firmware booting
-## in QEMU against the real binary.
-test: deps
-	$(GO) test -race -timeout 15m ./...
-	$(GO) test -tags e2e -count=1 -timeout 20m -v ./test/e2e/
+## test: every test, as root (network namespaces, QEMU); see scripts/test.sh.
+test:
+	scripts/test.sh
 
 ## deps: install the Debian packages the tests use (idempotent).
 deps:
