@@ -156,8 +156,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	c.Boot.KernelArgs = strings.TrimSpace(raw["PXE_KERNEL_ARGS"])
-	if strings.ContainsFunc(c.Boot.KernelArgs, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	switch {
+	case strings.ContainsFunc(c.Boot.KernelArgs, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		bad("PXE_KERNEL_ARGS", "must be one line of printable characters")
+	case strings.ContainsAny(c.Boot.KernelArgs, "|&\"'\\#"):
+		// These go on iPXE's "kernel" line, where "||", "&&", "#", quotes
+		// and backslashes are script syntax, not kernel arguments.
+		bad("PXE_KERNEL_ARGS", "must not contain | & # quotes or backslashes: iPXE would read them as script syntax")
 	}
 	c.Boot.LocalBoot = httpapi.LocalBoot(raw["PXE_LOCAL_BOOT"])
 	switch c.Boot.LocalBoot {

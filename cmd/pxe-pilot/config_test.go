@@ -51,6 +51,7 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"PXE_UBUNTU_KERNEL_URL": "http://x/a b"}, want: []string{"PXE_UBUNTU_KERNEL_URL", "spaces"}},
 		{env: map[string]string{"PXE_AUTOINSTALL_URL": "file:///etc/passwd"}, want: []string{"PXE_AUTOINSTALL_URL", "absolute URL"}},
 		{env: map[string]string{"PXE_KERNEL_ARGS": "a\nchain http://x"}, want: []string{"PXE_KERNEL_ARGS", "one line"}},
+		{env: map[string]string{"PXE_KERNEL_ARGS": "quiet || chain http://x"}, want: []string{"PXE_KERNEL_ARGS", "script syntax"}},
 		{env: map[string]string{"PXE_LOCAL_BOOT": "grub"}, want: []string{"PXE_LOCAL_BOOT", "auto, sanboot or exit"}},
 		{env: map[string]string{"PXE_TFTP_ENABLED": "maybe"}, want: []string{"PXE_TFTP_ENABLED", "1/true/yes"}},
 		{env: map[string]string{"PXE_DHCP_PROXY_ENABLED": "2"}, want: []string{"PXE_DHCP_PROXY_ENABLED"}},
