@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"text/tabwriter"
@@ -45,9 +47,16 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 	if port == "" {
 		port = "8000"
 	}
+	// Default: the appliance on this host, where it listens. With
+	// PXE_LISTEN_ADDR bound to one address, 127.0.0.1 would not answer
+	// (the Docker HEALTHCHECK runs this with the appliance's environment).
 	def := getenv("PXE_SERVER")
 	if def == "" {
-		def = "http://127.0.0.1:" + port
+		host := "127.0.0.1"
+		if a, err := netip.ParseAddr(getenv("PXE_LISTEN_ADDR")); err == nil && !a.IsUnspecified() {
+			host = a.String()
+		}
+		def = "http://" + net.JoinHostPort(host, port)
 	}
 	server := fs.String("server", def, "appliance URL (env PXE_SERVER)")
 	key := fs.String("api-key", getenv("ADMIN_API_KEY"), "admin API key (env ADMIN_API_KEY)")

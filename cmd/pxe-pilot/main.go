@@ -48,7 +48,8 @@ Usage:
   pxe-pilot version             print the version
 
 Client flags (after the command): --server URL (env PXE_SERVER, default
-http://127.0.0.1:$PORT), --api-key KEY (env ADMIN_API_KEY), --json.
+http://<PXE_LISTEN_ADDR or 127.0.0.1>:$PORT), --api-key KEY (env
+ADMIN_API_KEY), --json.
 `
 
 // run is main without the process: it returns the exit code.

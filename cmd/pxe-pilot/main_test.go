@@ -196,6 +196,13 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	if code, out := client("health"); code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("health: %d %s", code, out)
 	}
+	// Without PXE_SERVER the client finds the appliance from the same
+	// environment the appliance has (the Docker HEALTHCHECK case).
+	hc := exec.Command(bin, "health")
+	hc.Env = []string{"PORT=" + strings.TrimPrefix(a.url, "http://127.0.0.1:"), "PXE_LISTEN_ADDR=127.0.0.1"}
+	if out, err := hc.CombinedOutput(); err != nil || !strings.Contains(string(out), "OK") {
+		t.Fatalf("health from the appliance's own environment: %v %s", err, out)
+	}
 
 	// A second appliance on the same database directory.
 	second := exec.Command(bin, "serve", "--port", fmt.Sprint(freePort(t)), "--database-path", db, "--base-url", "http://127.0.0.1:1")
