@@ -25,7 +25,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +32,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/pxe-pilot/pxe-pilot/internal/proctest"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -503,37 +503,8 @@ type appliance struct {
 	port     int
 	tftpAddr string
 	cmd      *exec.Cmd
-	done     chan error
-	logs     *syncBuffer
-}
-
-// syncBuffer collects a child's output; the child writes from exec's copying
-// goroutine while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	done     <-chan error
+	logs     *proctest.Buffer
 }
 
 const adminKey = "deploy-test-key"
@@ -553,13 +524,11 @@ func freeUDPPort(t *testing.T) int {
 // until /health answers.
 func startAppliance(t *testing.T) *appliance {
 	t.Helper()
-	port := freePort(t)
+	port := proctest.FreeTCPPort(t)
 	a := &appliance{
 		port:     port,
 		url:      fmt.Sprintf("http://127.0.0.1:%d", port),
 		tftpAddr: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)),
-		done:     make(chan error, 1),
-		logs:     &syncBuffer{},
 	}
 	a.cmd = exec.Command(applianceBin, "serve")
 	a.cmd.Env = []string{
@@ -576,17 +545,7 @@ func startAppliance(t *testing.T) *appliance {
 		"PXE_TFTP_ADDR=" + a.tftpAddr,
 		"PXE_DHCP_PROXY_ENABLED=false",
 	}
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		if a.cmd.ProcessState == nil {
-			a.cmd.Process.Kill()
-			<-a.done
-		}
-	})
+	a.done, a.logs = proctest.Start(t, a.cmd)
 	if err := waitHealthy(a.url, a.done); err != nil {
 		t.Fatalf("appliance did not become healthy: %v\nlogs:\n%s", err, a.logs)
 	}
@@ -1042,7 +1001,7 @@ func checkPromQL(t *testing.T, exprs []string) {
 // netnsProcess runs `sh -c script` (which must end in exec) in a new network
 // namespace and returns once the process has entered it, so nsenter cannot
 // land in the host's namespace.
-func netnsProcess(t *testing.T, script string, env []string, args ...string) (*exec.Cmd, chan error, *syncBuffer) {
+func netnsProcess(t *testing.T, script string, env []string, args ...string) (*exec.Cmd, <-chan error, *proctest.Buffer) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root (it creates a network namespace); CI runs as root")
@@ -1051,19 +1010,7 @@ func netnsProcess(t *testing.T, script string, env []string, args ...string) (*e
 	lookPath(t, "ip", "iproute2")
 	cmd := exec.Command(unshare, append([]string{"--net", "--", "sh", "-c", script}, args...)...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	done, logs := proctest.Start(t, cmd)
 	self := must(os.Readlink("/proc/self/ns/net"))
 	for i := 0; ; i++ {
 		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
@@ -1093,7 +1040,7 @@ func inNetns(t *testing.T, pid int, args ...string) *exec.Cmd {
 
 // waitHealthyIn polls `pxe-pilot health` inside the namespace: at most 100
 // tries, at most 60 s.
-func waitHealthyIn(t *testing.T, pid int, url string, done chan error, logs *syncBuffer) {
+func waitHealthyIn(t *testing.T, pid int, url string, done <-chan error, logs *proctest.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; i < 100 && time.Now().Before(deadline); i++ {
@@ -1249,7 +1196,7 @@ func TestNonRootWithFileCapabilities(t *testing.T) {
 
 	// run starts bin as the image's user, in a fresh network namespace, with
 	// the bounding set `docker run --cap-drop ALL --cap-add ...` gives.
-	run := func(t *testing.T, bin string, bounding []string) (*exec.Cmd, chan error, *syncBuffer) {
+	run := func(t *testing.T, bin string, bounding []string) (*exec.Cmd, <-chan error, *proctest.Buffer) {
 		bset := "-all"
 		for _, c := range bounding {
 			bset += ",+" + c
@@ -1269,22 +1216,10 @@ func TestNonRootWithFileCapabilities(t *testing.T) {
 			"PXE_DHCP_PROXY_ENABLED=true", // UDP 67 and 4011, SO_BINDTODEVICE
 			"PXE_DHCP_INTERFACE=pxa",
 		}
-		logs := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				cmd.Process.Kill()
-				<-done
-			}
-		})
+		done, logs := proctest.Start(t, cmd)
 		return cmd, done, logs
 	}
-	waitExit := func(t *testing.T, done chan error, logs *syncBuffer) error {
+	waitExit := func(t *testing.T, done <-chan error, logs *proctest.Buffer) error {
 		select {
 		case err := <-done:
 			return err

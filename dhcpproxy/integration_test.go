@@ -217,17 +217,7 @@ func TestIntegrationProxyBesideRouter(t *testing.T) {
 		pmac, _ := net.ParseMAC("02:00:00:00:00:11")
 		exchange(t, c, clientRequest(t, "bios-pxe-rom-discover.bin", pmac, 0x11), bcast,
 			func(rs []reply) bool { return from(rs, proxyIP) != nil })
-		_ = c.SetReadDeadline(time.Now())
-		buf := make([]byte, 2048)
-		for {
-			n, src, err := c.ReadFromUDP(buf)
-			if err != nil {
-				break
-			}
-			if p, err := dhcpv4.FromBytes(buf[:n]); err == nil && p.TransactionID == plain.TransactionID && src.IP.Equal(net.ParseIP(proxyIP)) {
-				t.Fatalf("proxy answered a non-PXE client:\n%s", p.Summary())
-			}
-		}
+		noQueuedReply(t, c, plain.TransactionID, "a non-PXE client")
 		if after := testutil.ToFloat64(l.m.DHCPIgnored.WithLabelValues(string(ReasonNotPXE))); after < before+1 {
 			t.Errorf("ignored{not_pxe} went %v -> %v, want +1 at least", before, after)
 		}
@@ -382,17 +372,7 @@ func TestIntegrationKnownMAC(t *testing.T) {
 	if from(got, proxyIP) != nil {
 		t.Fatal("proxy answered an unknown MAC")
 	}
-	_ = c.SetReadDeadline(time.Now())
-	buf := make([]byte, 2048)
-	for {
-		n, src, err := c.ReadFromUDP(buf)
-		if err != nil {
-			break
-		}
-		if p, err := dhcpv4.FromBytes(buf[:n]); err == nil && p.TransactionID == unknown.TransactionID && src.IP.Equal(net.ParseIP(proxyIP)) {
-			t.Fatal("proxy answered an unknown MAC")
-		}
-	}
+	noQueuedReply(t, c, unknown.TransactionID, "an unknown MAC")
 }
 
 // TestNewErrors: a port already in use and bad settings fail in New with
@@ -441,4 +421,22 @@ func TestNewErrors(t *testing.T) {
 			t.Errorf("DefaultInterface = %s %v %v, want eth0 198.51.100.2", name, ip, err)
 		}
 	})
+}
+
+// noQueuedReply reads whatever is already queued on c and fails if the
+// proxy answered the transaction xid: called after a later exchange proved
+// the proxy has processed the earlier packet.
+func noQueuedReply(t *testing.T, c *net.UDPConn, xid dhcpv4.TransactionID, who string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now())
+	buf := make([]byte, 2048)
+	for {
+		n, src, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		if p, err := dhcpv4.FromBytes(buf[:n]); err == nil && p.TransactionID == xid && src.IP.Equal(net.ParseIP(proxyIP)) {
+			t.Fatalf("proxy answered %s:\n%s", who, p.Summary())
+		}
+	}
 }

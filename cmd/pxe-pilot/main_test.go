@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/internal/proctest"
 )
 
 // buildBinary compiles the real pxe-pilot once per test run.
@@ -45,60 +46,23 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // appliance is a running pxe-pilot process.
 type appliance struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *syncBuffer
-	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *proctest.Buffer
+	done <-chan error
 }
 
 func startAppliance(t *testing.T, bin string, env ...string) *appliance {
 	t.Helper()
-	port := freePort(t)
+	port := proctest.FreeTCPPort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("PORT=%d", port),
 		"PXE_LISTEN_ADDR=127.0.0.1", "PXE_BASE_URL=" + url, "PXE_LOG_LEVEL=debug"}, env...)
-	a := &appliance{cmd: cmd, url: url, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = a.logs, a.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-a.done
-		}
-	})
+	a := &appliance{cmd: cmd, url: url}
+	a.done, a.logs = proctest.Start(t, cmd)
 	// Wait for /health, bounded.
 	for i := 0; i < 200; i++ {
 		resp, err := http.Get(url + "/health")
@@ -205,7 +169,7 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	}
 
 	// A second appliance on the same database directory.
-	second := exec.Command(bin, "serve", "--port", fmt.Sprint(freePort(t)), "--database-path", db, "--base-url", "http://127.0.0.1:1")
+	second := exec.Command(bin, "serve", "--port", fmt.Sprint(proctest.FreeTCPPort(t)), "--database-path", db, "--base-url", "http://127.0.0.1:1")
 	out2, err := second.CombinedOutput()
 	if err == nil || !strings.Contains(string(out2), "database at "+db+" is in use by another process") || strings.Contains(string(out2), "goroutine ") {
 		t.Fatalf("second instance: err=%v\n%s", err, out2)
