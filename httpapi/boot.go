@@ -34,10 +34,10 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	if err != nil {
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
 		s.log.Warn("boot: bad MAC", "mac", truncate(q.Get("mac"), 64), "remote", r.RemoteAddr, "err", err)
-		s.writeScript(w, http.StatusBadRequest, assets.ScriptError, errorData{Lines: []string{
-			"the boot request has no usable MAC address (" + err.Error() + ")",
-			"iPXE must call " + s.cfg.BaseURL + "/boot?mac=${mac}",
-		}})
+		s.writeScript(w, http.StatusBadRequest, assets.ScriptError, errorLines(
+			"the boot request has no usable MAC address ("+err.Error()+")",
+			"iPXE must call "+s.cfg.BaseURL+"/boot?mac=${mac}",
+		))
 		return
 	}
 	ip := s.clientIP(r)
@@ -70,9 +70,9 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
 		s.m.StoreErrors.WithLabelValues("record_boot").Inc()
 		s.log.Error("boot: store failed", "mac", mac, "ip", ip, "err", err)
-		s.writeScript(w, http.StatusInternalServerError, assets.ScriptError, errorData{Lines: []string{
+		s.writeScript(w, http.StatusInternalServerError, assets.ScriptError, errorLines(
 			"the appliance could not record this boot (store error); see its log",
-		}})
+		))
 		return
 	}
 	s.m.BootRequests.WithLabelValues(plan.Decision).Inc()
@@ -98,17 +98,8 @@ func fact(q url.Values, key string) string {
 	return strings.TrimSpace(b.String())
 }
 
-// writeScript renders a script template. Lines of an error script are
-// echoed by iPXE, whose parser gives "${", "||", "&&" and "#" a meaning, so
-// they are reduced to harmless characters first.
+// writeScript renders a script template.
 func (s *Server) writeScript(w http.ResponseWriter, code int, name string, data any) {
-	if e, ok := data.(errorData); ok {
-		lines := make([]string, len(e.Lines))
-		for i, l := range e.Lines {
-			lines[i] = echoSafe(l)
-		}
-		data = errorData{Lines: lines}
-	}
 	var buf bytes.Buffer
 	if err := assets.RenderScript(&buf, name, data); err != nil {
 		s.log.Error("boot: rendering script failed", "script", name, "err", err)

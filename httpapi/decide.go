@@ -75,16 +75,27 @@ type reinstallData struct{ MAC, KernelURL, InitrdURL, Cmdline string }
 type localData struct{ MAC, Command string }
 type errorData struct{ Lines []string }
 
+// errorLines builds an error script's data. iPXE's echo expands "${…}" and
+// treats "||", "&&", ";" and "#" as script syntax, so every line is reduced
+// to characters it prints literally (echoSafe) here, where error lines are
+// made, whatever their source.
+func errorLines(lines ...string) errorData {
+	safe := make([]string, len(lines))
+	for i, l := range lines {
+		safe[i] = echoSafe(l)
+	}
+	return errorData{Lines: safe}
+}
+
 // Decide is the boot decision: a pure function of the node (as stored,
 // before this boot changes it), the client and the configuration.
 func Decide(n store.Node, cl Client, c BootConfig) Plan {
 	if n.State == store.StateReinstall {
 		if missing := c.Missing(); len(missing) > 0 {
 			reason := fmt.Sprintf("reinstall requested but %s unset", strings.Join(missing, ", "))
-			return Plan{Decision: store.DecisionError, Reason: reason, Script: assets.ScriptError, Data: errorData{Lines: []string{
-				string(cl.MAC) + " should reinstall, but the appliance has no installer configured:",
-				"set " + strings.Join(missing, " and ") + " on the appliance. The reinstall stays pending",
-			}}}
+			return Plan{Decision: store.DecisionError, Reason: reason, Script: assets.ScriptError, Data: errorLines(
+				string(cl.MAC)+" should reinstall, but the appliance has no installer configured:",
+				"set "+strings.Join(missing, " and ")+" on the appliance. The reinstall stays pending")}
 		}
 		cmdline := "autoinstall ds=nocloud-net;s=" + Substitute(c.AutoinstallURL, cl)
 		if c.KernelArgs != "" {
