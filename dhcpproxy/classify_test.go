@@ -451,14 +451,7 @@ func TestBadInput(t *testing.T) {
 // TestLabelsBounded: every reason Process can return is in Reasons, and
 // every type in PacketTypes, so metric labels stay a fixed set.
 func TestLabelsBounded(t *testing.T) {
-	known := map[Reason]bool{Answer: true}
-	for _, r := range Reasons {
-		known[r] = true
-	}
-	types := map[string]bool{}
-	for _, ty := range PacketTypes {
-		types[ty] = true
-	}
+	known, types := labelSets()
 	for mt := 0; mt < 256; mt++ {
 		p := parse(t, fixture(t, "bios-pxe-rom-discover.bin"))
 		p.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionDHCPMessageType, []byte{byte(mt)}))
@@ -479,4 +472,18 @@ func TestLabelsBounded(t *testing.T) {
 			a += 997
 		}
 	}
+}
+
+// labelSets returns every reason Process may give (Answer included) and
+// every packet type label, as sets.
+func labelSets() (map[Reason]bool, map[string]bool) {
+	known := map[Reason]bool{Answer: true}
+	for _, r := range Reasons {
+		known[r] = true
+	}
+	types := map[string]bool{}
+	for _, ty := range PacketTypes {
+		types[ty] = true
+	}
+	return known, types
 }

@@ -14,14 +14,7 @@ import (
 // panic, must give a reason from the fixed set, and any reply must be a
 // well-formed BOOTREPLY for the same client that never offers an address.
 func FuzzProcess(f *testing.F) {
-	known := map[Reason]bool{Answer: true}
-	for _, r := range Reasons {
-		known[r] = true
-	}
-	types := map[string]bool{}
-	for _, ty := range PacketTypes {
-		types[ty] = true
-	}
+	known, types := labelSets()
 	f.Fuzz(func(t *testing.T, raw []byte, bootServer bool) {
 		in := Inbound{Port: PortDHCP, Src: &net.UDPAddr{IP: net.IPv4zero, Port: 68}}
 		if bootServer {
