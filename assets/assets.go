@@ -172,6 +172,10 @@ const (
 	ScriptReinstall = "reinstall.ipxe" // data: {MAC, KernelURL, InitrdURL, Cmdline}
 	ScriptLocal     = "local.ipxe"     // data: {MAC, Command}
 	ScriptError     = "error.ipxe"     // data: {Lines []string}
+	// Profile scripts (package boot renders them from a Plan).
+	ScriptLinux = "linux.ipxe"  // data: {MAC, Profile, Rule, Kernel, Initrds [{Name, URL}], Cmdline}
+	ScriptEFI   = "efi.ipxe"    // data: {MAC, Profile, Rule, EFI, Args}
+	ScriptIPXE  = "script.ipxe" // data: {MAC, Profile, Rule, Script}
 )
 
 // RenderScript executes the named script template. The templates are plain

@@ -9,11 +9,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -34,7 +34,7 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	if err != nil {
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
 		s.log.Warn("boot: bad MAC", "mac", truncate(q.Get("mac"), 64), "remote", r.RemoteAddr, "err", err)
-		s.writeScript(w, http.StatusBadRequest, assets.ScriptError, errorLines(
+		s.writeScript(w, http.StatusBadRequest, assets.ScriptError, boot.ErrorLines(
 			"the boot request has no usable MAC address ("+err.Error()+")",
 			"iPXE must call "+s.cfg.BaseURL+"/boot?mac=${mac}",
 		))
@@ -55,30 +55,52 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		Manufacturer: fact(q, "manufacturer"),
 		Product:      fact(q, "product"),
 	}
-	cl := Client{MAC: mac, IP: ip, Platform: facts.Platform}
-	now := s.now().UTC()
-
-	var plan Plan
-	node, _, err := s.cfg.Store.RecordBoot(mac, store.Sighting{Time: now, IP: ip, Facts: facts}, func(n *store.Node) store.Event {
-		plan = Decide(*n, cl, s.cfg.Boot)
-		if plan.Install {
-			n.StartInstall(now)
-		}
-		return store.Event{Decision: plan.Decision, Reason: plan.Reason}
-	})
+	cl := boot.Client{MAC: mac, IP: ip, Platform: facts.Platform, Loader: boot.LoaderIPXE}
+	plan, node, err := s.decide(cl, facts)
 	if err != nil {
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
 		s.m.StoreErrors.WithLabelValues("record_boot").Inc()
 		s.log.Error("boot: store failed", "mac", mac, "ip", ip, "err", err)
-		s.writeScript(w, http.StatusInternalServerError, assets.ScriptError, errorLines(
+		s.writeScript(w, http.StatusInternalServerError, assets.ScriptError, boot.ErrorLines(
 			"the appliance could not record this boot (store error); see its log",
 		))
 		return
 	}
+	name, data := boot.IPXEScript(plan)
+	s.writeScript(w, http.StatusOK, name, data)
+	s.logBoot(plan, node, cl)
+}
+
+// decide records one boot of cl and decides it (boot.Decide), consuming
+// the reinstall flag when the plan serves an installer: the flag is
+// consumed on disk before the caller sends anything. Every loader's
+// endpoint (iPXE's /boot, GRUB's config) goes through here, so they make
+// the same decision and record it the same way.
+func (s *Server) decide(cl boot.Client, facts store.Facts) (boot.Plan, store.Node, error) {
+	now := s.now().UTC()
+	set := s.profiles()
+	var plan boot.Plan
+	node, _, err := s.cfg.Store.RecordBoot(cl.MAC, store.Sighting{Time: now, IP: cl.IP, Facts: facts}, func(n *store.Node) store.Event {
+		token := ""
+		if n.State == store.StateReinstall {
+			token = newToken()
+		}
+		plan = boot.Decide(*n, cl, set, s.bootCfg, token)
+		if plan.Install {
+			n.StartInstall(now, plan.Profile, plan.Rule, cl.Loader, token)
+		}
+		return store.Event{Decision: plan.Decision, Reason: plan.Reason, Profile: plan.Profile, Rule: plan.Rule, Loader: cl.Loader}
+	})
+	return plan, node, err
+}
+
+func (s *Server) logBoot(plan boot.Plan, node store.Node, cl boot.Client) {
 	s.m.BootRequests.WithLabelValues(plan.Decision).Inc()
-	s.log.Info("boot", "mac", mac, "ip", ip, "platform", facts.Platform, "decision", plan.Decision,
-		"reason", plan.Reason, "state", node.State, "boot_count", node.BootCount)
-	s.writeScript(w, http.StatusOK, plan.Script, plan.Data)
+	if plan.Install {
+		s.m.InstallTransitions.WithLabelValues(string(store.StateInstalling)).Inc()
+	}
+	s.log.Info("boot", "mac", cl.MAC, "ip", cl.IP, "platform", cl.Platform, "loader", cl.Loader, "decision", plan.Decision,
+		"reason", plan.Reason, "profile", plan.Profile, "rule", plan.Rule, "state", node.State, "boot_count", node.BootCount)
 }
 
 // fact reads one hardware fact: at most 128 printable ASCII characters.
@@ -113,58 +135,11 @@ func (s *Server) writeScript(w http.ResponseWriter, code int, name string, data 
 	w.Write(buf.Bytes())
 }
 
-// echoSafe keeps what iPXE's echo prints literally. iPXE expands "${…}"
-// anywhere on a line, and treats "||", "&&" and ";" standing as words as
-// command separators and "#" as a comment, so all of "$ { } | & ; # ' \""
-// are replaced, except the exact "${mac}" of the "iPXE must call" hint: that
-// is a deliberate expansion, and the one setting it could reach is the
-// machine's own MAC. (The hint used to switch on keeping every "${" for the
-// whole line when the line merely contained the hint's text, which a client
-// could put in its own bad MAC.)
-func echoSafe(s string) string {
-	const keep = " .,:_/=()@+-?%<>"
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		if strings.HasPrefix(s[i:], "${mac}") {
-			b.WriteString("${mac}")
-			i += len("${mac}")
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(keep, r):
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
-}
-
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
 	}
 	return s
-}
-
-// installed is the installer's call-back (for example an autoinstall
-// late-command: curl -X POST <base>/installed?mac=…). It is open like /boot:
-// a machine reports on itself.
-func (s *Server) installed(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	mac, ok := s.parseMAC(w, r.URL.Query().Get("mac"))
-	if !ok {
-		return
-	}
-	n, err := s.cfg.Store.MarkInstalled(mac, s.now().UTC())
-	if err != nil {
-		s.storeError(w, "mark_installed", mac, err)
-		return
-	}
-	s.m.InstallReports.WithLabelValues("installed").Inc()
-	s.log.Info("install reported done", "mac", mac, "ip", s.clientIP(r))
-	writeJSON(w, http.StatusOK, n)
 }
 
 // binary serves an iPXE build over HTTP: UEFI HTTP Boot firmware is handed

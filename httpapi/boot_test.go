@@ -245,9 +245,9 @@ func TestBootReinstallIsOneShot(t *testing.T) {
 			}
 			var decisions []string
 			for _, x := range ev {
-				decisions = append(decisions, x.Decision)
+				decisions = append(decisions, x.Type+x.Decision) // a boot has no Type, a report no Decision
 			}
-			if want := []string{"local", "local", "local", "reinstall"}; !slices.Equal(decisions, want) {
+			if want := []string{"local", "installed", "local", "local", "reinstall"}; !slices.Equal(decisions, want) {
 				t.Errorf("events newest first = %v, want %v", decisions, want)
 			}
 			if r, l := testutil.ToFloat64(e.m.BootRequests.WithLabelValues("reinstall")),

@@ -317,13 +317,15 @@ func TestAdminAPIKey(t *testing.T) {
 	}
 
 	// The machine-facing endpoints stay open: firmware cannot send a key.
+	// The install call-back is not: it needs the install's token or the
+	// key (an open one let any LAN host cancel a pending reinstall).
 	for _, r := range []struct {
 		method, path string
 		code         int
 	}{
 		{"GET", "/chain", 200},
 		{"GET", "/boot?mac=" + mac + "&platform=efi", 200},
-		{"POST", "/installed?mac=" + mac, 200},
+		{"POST", "/installed?mac=" + mac, 403},
 		{"GET", "/health", 200},
 		{"GET", "/metrics", 200},
 		{"GET", "/ipxe/ipxe.efi", 200},

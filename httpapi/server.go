@@ -26,7 +26,9 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
+	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -38,6 +40,7 @@ type Store interface {
 	SetReinstall(m store.MAC, on bool, now time.Time) (store.Node, error)
 	SetLocalBootScript(m store.MAC, script string, now time.Time) (store.Node, error)
 	MarkInstalled(m store.MAC, now time.Time) (store.Node, error)
+	Update(m store.MAC, create bool, now time.Time, fn func(n *store.Node) (*store.Event, error)) (store.Node, error)
 	Delete(store.MAC) error
 	Events(store.MAC) ([]store.Event, error)
 	RecordBoot(m store.MAC, sg store.Sighting, decide func(*store.Node) store.Event) (store.Node, store.Event, error)
@@ -50,7 +53,12 @@ type Config struct {
 	Addr string
 	// BaseURL is how machines reach this API (PXE_BASE_URL), no trailing slash.
 	BaseURL string
-	Boot    BootConfig
+	// Boot is the seed's installer configuration and PXE_LOCAL_BOOT; the
+	// seed's variables define the default profile.
+	Boot BootConfig
+	// Profiles returns the profiles in force (PXE_PROFILES_FILE, reloaded
+	// on SIGHUP). Nil means the default profile from Boot alone.
+	Profiles func() *profiles.Set
 	// AdminKey is ADMIN_API_KEY; empty leaves the admin API open.
 	AdminKey string
 	// TrustedProxies may set X-Forwarded-For (PXE_TRUSTED_PROXIES).
@@ -76,6 +84,8 @@ type Server struct {
 	ln       net.Listener
 	handler  http.Handler
 	chainBuf []byte
+	bootCfg  boot.Config
+	profiles func() *profiles.Set
 }
 
 // New validates cfg, binds the listener and builds the routes.
@@ -129,6 +139,15 @@ func newServer(cfg Config) (*Server, error) {
 	if cfg.AdminKey != "" {
 		s.keyHash = sha256.Sum256([]byte(cfg.AdminKey))
 	}
+	s.bootCfg = boot.Config{BaseURL: cfg.BaseURL, LocalBoot: cfg.Boot.LocalBoot}
+	s.profiles = cfg.Profiles
+	if s.profiles == nil {
+		set, err := profiles.Load("", cfg.Boot.Seed())
+		if err != nil {
+			return nil, err
+		}
+		s.profiles = func() *profiles.Set { return set }
+	}
 	chain, err := assets.Script(assets.ScriptChain, struct{ BaseURL string }{cfg.BaseURL})
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: rendering the chain script: %w", err)
@@ -148,6 +167,8 @@ func (s *Server) routes() http.Handler {
 	open(http.MethodGet, "/chain", s.chain)
 	open(http.MethodGet, "/boot", s.boot)
 	open(http.MethodPost, "/installed", s.installed)
+	open(http.MethodGet, installPath, s.installFile)
+	open(http.MethodPost, installPath, s.installReport)
 	// UEFI HTTP Boot (OVMF measured) sends HEAD first to learn the size;
 	// a 405 there makes it stall the download that follows.
 	open(http.MethodGet, "/ipxe/:name", s.binary)
@@ -166,6 +187,11 @@ func (s *Server) routes() http.Handler {
 	admin(http.MethodDelete, "/nodes/:mac/reinstall", s.setReinstall(false))
 	admin(http.MethodPut, "/nodes/:mac/local-boot-config", s.putLocalBoot)
 	admin(http.MethodDelete, "/nodes/:mac/local-boot-config", s.deleteLocalBoot)
+	admin(http.MethodPatch, "/nodes/:mac", s.patchNode)
+	admin(http.MethodPut, "/nodes/:mac/profile", s.putProfile)
+	admin(http.MethodDelete, "/nodes/:mac/profile", s.deleteProfile)
+	admin(http.MethodGet, "/nodes/:mac/decision", s.decision)
+	admin(http.MethodGet, "/profiles", s.listProfiles)
 
 	notFound := s.instrument("not_found", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
@@ -260,10 +286,8 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		auth := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(auth, "Bearer ")
-		got := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
+		_, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !s.isAdmin(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
 			msg := "missing Authorization: Bearer <ADMIN_API_KEY>"
 			if ok {
@@ -274,6 +298,18 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		}
 		h(w, r, p)
 	}
+}
+
+// isAdmin reports whether r carries the admin key (always true when no
+// key is set). Both sides are hashed first so the constant-time compare
+// also hides the key's length.
+func (s *Server) isAdmin(r *http.Request) bool {
+	if s.cfg.AdminKey == "" {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got := sha256.Sum256([]byte(token))
+	return ok && subtle.ConstantTimeCompare(got[:], s.keyHash[:]) == 1
 }
 
 // clientIP is the address the request came from: the connection's peer,

@@ -26,12 +26,18 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// HTTP API.
-	BootRequests     *prometheus.CounterVec   // decision="reinstall|local|error"
-	ChainRequests    prometheus.Counter       //
-	ReinstallChanges *prometheus.CounterVec   // action="set|clear"
-	InstallReports   *prometheus.CounterVec   // result="installed"
-	HTTPDuration     *prometheus.HistogramVec // route, code
-	AssetRequests    *prometheus.CounterVec   // file, result="served|missing"
+	BootRequests     *prometheus.CounterVec // decision="reinstall|local|error"
+	ChainRequests    prometheus.Counter     //
+	ReinstallChanges *prometheus.CounterVec // action="set|clear"
+	InstallReports   *prometheus.CounterVec // result="installed|failed|progress|refused"
+	// InstallTransitions counts lifecycle moves by the state entered:
+	// installing (installer served), installed, failed (reported or
+	// stalled).
+	InstallTransitions *prometheus.CounterVec   // state
+	InstallStalls      prometheus.Counter       // installs failed by PXE_INSTALL_TIMEOUT
+	InstallFiles       *prometheus.CounterVec   // result="served|missing|refused|error"
+	HTTPDuration       *prometheus.HistogramVec // route, code
+	AssetRequests      *prometheus.CounterVec   // file, result="served|missing"
 
 	// Store.
 	StoreErrors *prometheus.CounterVec // op
@@ -52,7 +58,7 @@ type Metrics struct {
 }
 
 // StoreOps are the op label values of pxe_pilot_store_errors_total.
-var StoreOps = []string{"record_boot", "ping", "mark_installed", "list", "get", "delete", "events", "set_reinstall", "set_local_boot"}
+var StoreOps = []string{"record_boot", "ping", "mark_installed", "list", "get", "delete", "events", "set_reinstall", "set_local_boot", "update", "report"}
 
 // New registers every collector on a fresh registry, together with the Go
 // runtime and process collectors and pxe_pilot_build_info.
@@ -76,7 +82,19 @@ func New(version string) *Metrics {
 	}, []string{"action"})
 	m.InstallReports = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "install_reports_total",
-		Help: "Installer call-backs received, by result.",
+		Help: "Installer call-backs received, by result (refused: no valid token).",
+	}, []string{"result"})
+	m.InstallTransitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "install_transitions_total",
+		Help: "Install lifecycle transitions, by the state entered (installing, installed, failed).",
+	}, []string{"state"})
+	m.InstallStalls = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "install_stalls_total",
+		Help: "Installs marked failed because the installer gave no word for PXE_INSTALL_TIMEOUT.",
+	})
+	m.InstallFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "install_files_total",
+		Help: "Installer configs requested under /install/, by result.",
 	}, []string{"result"})
 	m.HTTPDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
@@ -145,6 +163,7 @@ func New(version string) *Metrics {
 
 	for _, c := range []prometheus.Collector{
 		m.BootRequests, m.ChainRequests, m.ReinstallChanges, m.InstallReports,
+		m.InstallTransitions, m.InstallStalls, m.InstallFiles,
 		m.HTTPDuration, m.AssetRequests, m.StoreErrors,
 		m.DHCPPackets, m.DHCPOffers, m.DHCPIgnored, m.DHCPReplyDuration, m.DHCPSendErrors,
 		m.TFTPTransfers, m.TFTPBytes, m.TFTPDuration, m.TFTPRejected, m.TFTPLoopBreaks,
@@ -162,7 +181,15 @@ func New(version string) *Metrics {
 	for _, a := range []string{"set", "clear"} {
 		m.ReinstallChanges.WithLabelValues(a)
 	}
-	m.InstallReports.WithLabelValues("installed")
+	for _, r := range []string{"installed", "failed", "progress", "refused"} {
+		m.InstallReports.WithLabelValues(r)
+	}
+	for _, st := range []string{"installing", "installed", "failed"} {
+		m.InstallTransitions.WithLabelValues(st)
+	}
+	for _, r := range []string{"served", "missing", "refused", "error"} {
+		m.InstallFiles.WithLabelValues(r)
+	}
 	for _, op := range StoreOps {
 		m.StoreErrors.WithLabelValues(op)
 	}

@@ -100,3 +100,33 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 	})
 	return events, err
 }
+
+// addEvent appends ev to m's history in txn, trimming it to Options.History.
+//
+// Events are keyed by time, so two boots in one clock tick (a firmware
+// retrying, a coarse VM clock) would overwrite each other, and after a clock
+// step backwards the newest event would sort first and be trimmed. Each
+// event is keyed after the newest one kept; Event.Time still says when it
+// happened. Writers of one node hold its lock, so this is exact.
+func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event) error {
+	v, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	newest, err := newestEventKeys(txn, m, s.history)
+	if err != nil {
+		return err
+	}
+	key := eventKey(m, now)
+	if len(newest) > 0 && string(newest[0]) >= string(key) {
+		next := binary.BigEndian.Uint64(newest[0][len(newest[0])-8:]) + 1
+		key = binary.BigEndian.AppendUint64(eventPrefix(m), next)
+	}
+	if err := txn.Set(key, v); err != nil {
+		return err
+	}
+	if len(newest) == s.history {
+		return txn.Delete(newest[s.history-1])
+	}
+	return nil
+}

@@ -4,21 +4,25 @@ import "time"
 
 // State is where a node stands in the reinstall lifecycle:
 //
-//	          POST /nodes/<mac>/reinstall
-//	local ───────────────────────────────► reinstall
-//	  ▲  ◄───────────────────────────────     │
-//	  │   DELETE /nodes/<mac>/reinstall       │ GET /boot serves the installer
-//	  │                                       ▼
-//	  │                                   installing ──► (every later boot: local disk)
-//	  │                                       │
-//	  │                                       │ POST /installed?mac=<mac> (installer call-back)
-//	  └──── (boots local) ◄── installed ◄─────┘
+//	             POST /nodes/<mac>/reinstall (from any state)
+//	local ──────────────────────────────────────► reinstall
+//	  ▲  ◄──────────────────────────────────────     │
+//	  │   DELETE /nodes/<mac>/reinstall              │ GET /boot (or GRUB) serves the
+//	  │                                              │ installer: flag consumed, token made
+//	  │                                              ▼
+//	  │                                          installing ◄─┐ progress call-back
+//	  │                                           │    │   └──┘ (restarts the stall clock)
+//	  │        installer call-back "installed"    │    │ call-back "failed", or no word
+//	  │                      ┌────────────────────┘    │ for PXE_INSTALL_TIMEOUT ("stalled")
+//	  │                      ▼                         ▼
+//	  └──── (boots local) installed                  failed (boots local)
 //
-// The flag is consumed by serving the installer script once, so a machine
-// can never reinstall in a loop; it is kept while the installer was never
-// served (the appliance was misconfigured, or the machine never booted), so
-// a requested reinstall is never lost. A node stuck in installing has fetched
-// the installer but never reported back: the admin looks at it and asks again.
+// The flag is consumed by serving the installer once, so a machine can never
+// reinstall in a loop; it is kept while the installer was never served (the
+// appliance was misconfigured, or the machine never booted), so a requested
+// reinstall is never lost. Call-backs carry the per-install token the
+// appliance put into what it served for that install (Install.Token); the
+// transitions themselves are the pure methods in lifecycle.go.
 type State string
 
 // The lifecycle states. Every state but StateReinstall boots from local disk.
@@ -27,10 +31,11 @@ const (
 	StateReinstall  State = "reinstall"
 	StateInstalling State = "installing"
 	StateInstalled  State = "installed"
+	StateFailed     State = "failed"
 )
 
 // States lists every state, for metrics and validation.
-var States = []State{StateLocal, StateReinstall, StateInstalling, StateInstalled}
+var States = []State{StateLocal, StateReinstall, StateInstalling, StateInstalled, StateFailed}
 
 // Facts are what iPXE knows about the hardware, as reported on /boot.
 type Facts struct {
@@ -60,6 +65,21 @@ type Node struct {
 	// InstallCount counts the times the installer script was served.
 	InstallCount uint64 `json:"install_count"`
 	Facts        Facts  `json:"facts"`
+
+	// Profile is the boot profile an admin assigned to this node; empty
+	// means the groups and the default decide (package profiles).
+	Profile string `json:"profile,omitempty"`
+	// Hostname is the admin's name for the node, offered to templates;
+	// empty means templates get a name made from the MAC.
+	Hostname string `json:"hostname,omitempty"`
+	// Labels are the admin's tags (group selectors match on them) and
+	// Vars free values for templates; keys and values are checked by
+	// ValidateLabel.
+	Labels map[string]string `json:"labels,omitempty"`
+	Vars   map[string]string `json:"vars,omitempty"`
+	// Install is the current or latest install: what was served, its
+	// token, progress and outcome. Nil until the first install.
+	Install *Install `json:"install,omitempty"`
 }
 
 func newNode(mac MAC, now time.Time) Node {
@@ -74,18 +94,6 @@ func (n *Node) setState(s State, now time.Time) {
 	n.Reinstall = s == StateReinstall
 }
 
-// StartInstall records that the installer script is being served: the
-// reinstall flag is consumed. It reports false, changing nothing, when the
-// node was not waiting for a reinstall.
-func (n *Node) StartInstall(now time.Time) bool {
-	if n.State != StateReinstall {
-		return false
-	}
-	n.setState(StateInstalling, now)
-	n.InstallCount++
-	return true
-}
-
 // Decision labels recorded in boot events and metrics.
 const (
 	DecisionReinstall = "reinstall"
@@ -93,14 +101,33 @@ const (
 	DecisionError     = "error"
 )
 
-// Event is one boot of a node.
+// Event types besides boots (an empty Type is a boot).
+const (
+	EventBoot      = ""
+	EventProgress  = "progress"
+	EventInstalled = "installed"
+	EventFailed    = "failed"
+	EventAdmin     = "admin"
+)
+
+// Event is one boot of a node, or one step of its install (Type).
 type Event struct {
-	Time     time.Time `json:"time"`
-	IP       string    `json:"ip,omitempty"`
-	Decision string    `json:"decision"`
+	Time time.Time `json:"time"`
+	// Type is empty for a boot, else one of the Event* names.
+	Type     string `json:"type,omitempty"`
+	IP       string `json:"ip,omitempty"`
+	Decision string `json:"decision,omitempty"`
 	// Reason says why, in words, when the decision was not the obvious one
 	// (for example "reinstall requested but PXE_UBUNTU_KERNEL_URL is unset").
 	Reason string `json:"reason,omitempty"`
+	// Profile and Rule: the boot profile served and the rule that chose it
+	// ("node setting", "group dell (profiles.yaml:12)", "default").
+	Profile string `json:"profile,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	// Loader is what asked: "ipxe" or "grub".
+	Loader string `json:"loader,omitempty"`
+	// State is the node's state after the event.
+	State State `json:"state,omitempty"`
 }
 
 // Sighting is what one /boot request tells about a node.

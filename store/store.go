@@ -29,7 +29,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -257,12 +256,27 @@ func getNode(txn *badger.Txn, m MAC) (Node, error) {
 	return n, nil
 }
 
-func putNode(txn *badger.Txn, n Node) error {
+// installingKey indexes the nodes in StateInstalling, so the stall sweep
+// reads those and not every node.
+func installingKey(m MAC) []byte { return []byte("x/installing/" + string(m)) }
+
+// putNode writes n, whose state was before (as read in this transaction;
+// "" for a new node), and keeps the installing index in step.
+func putNode(txn *badger.Txn, before State, n Node) error {
 	v, err := json.Marshal(n)
 	if err != nil {
 		return err
 	}
-	return txn.Set(nodeKey(n.MAC), v)
+	if err := txn.Set(nodeKey(n.MAC), v); err != nil {
+		return err
+	}
+	switch {
+	case n.State == StateInstalling && before != StateInstalling:
+		return txn.Set(installingKey(n.MAC), nil)
+	case n.State != StateInstalling && before == StateInstalling:
+		return txn.Delete(installingKey(n.MAC))
+	}
+	return nil
 }
 
 // update runs fn in a read-write transaction, retrying on conflicts with
@@ -363,11 +377,14 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 	var n Node
 	err := s.update(m, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
+		var before State
 		switch {
 		case errors.Is(err, ErrNotFound) && on:
 			n = newNode(m, now)
 		case err != nil:
 			return err
+		default:
+			before = n.State
 		}
 		switch {
 		case on:
@@ -375,7 +392,7 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 		case n.State == StateReinstall:
 			n.setState(StateLocal, now)
 		}
-		return putNode(txn, n)
+		return putNode(txn, before, n)
 	}))
 	return n, err
 }
@@ -393,26 +410,95 @@ func (s *Store) SetLocalBootScript(m MAC, script string, now time.Time) (Node, e
 		if err != nil {
 			return err
 		}
+		before := n.State
 		n.LocalBootScript = script
-		return putNode(txn, n)
+		return putNode(txn, before, n)
 	}))
 	return n, err
 }
 
-// MarkInstalled records the installer's call-back: a node in installing (or
-// reinstall, when the installer came from elsewhere) moves to installed.
-// Unknown nodes are ErrNotFound. Fsynced before MarkInstalled returns.
+// MarkInstalled is the admin's "installed": a node in any state moves to
+// installed, its install (if one runs) ends as installed. Unknown nodes are
+// ErrNotFound. Fsynced before MarkInstalled returns.
 func (s *Store) MarkInstalled(m MAC, now time.Time) (Node, error) {
+	return s.Update(m, false, now, func(n *Node) (*Event, error) {
+		if n.State == StateInstalling || n.State == StateReinstall || n.State == StateFailed {
+			ev, err := n.Report(EventInstalled, true, "", "admin", "marked installed by the admin", now)
+			return &ev, err
+		}
+		n.setState(StateInstalled, now)
+		return &Event{Type: EventInstalled, Reason: "marked installed by the admin", State: n.State}, nil
+	})
+}
+
+// Update applies an admin or installer change to one node, in one
+// transaction: fn gets the node as stored (a new one when create is true and
+// the node is unknown; else unknown is ErrNotFound) and may change it; a
+// non-nil event it returns is added to the node's history. An error from fn
+// changes nothing and is returned as is. The change is fsynced before
+// Update returns.
+func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Event, error)) (Node, error) {
 	var n Node
 	err := s.update(m, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
+		var before State
+		switch {
+		case errors.Is(err, ErrNotFound) && create:
+			n, err = newNode(m, now), nil
+		case err == nil:
+			before = n.State
+		}
 		if err != nil {
 			return err
 		}
-		n.setState(StateInstalled, now)
-		return putNode(txn, n)
+		ev, err := fn(&n)
+		if err != nil {
+			return err
+		}
+		if err := putNode(txn, before, n); err != nil {
+			return err
+		}
+		if ev == nil {
+			return nil
+		}
+		ev.Time = now
+		if ev.State == "" {
+			ev.State = n.State
+		}
+		return s.addEvent(txn, m, now, *ev)
 	}))
 	return n, err
+}
+
+// Installing calls fn for every node in StateInstalling (read from the
+// installing index), until fn returns false.
+func (s *Store) Installing(fn func(Node) bool) error {
+	var macs []MAC
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := []byte("x/installing/")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			macs = append(macs, MAC(it.Item().Key()[len(prefix):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range macs {
+		n, err := s.Get(m)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n.State == StateInstalling && !fn(n) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // Delete forgets a node and its history. Unknown nodes are ErrNotFound.
@@ -423,6 +509,9 @@ func (s *Store) Delete(m MAC) error {
 			return err
 		}
 		if err := txn.Delete(nodeKey(m)); err != nil {
+			return err
+		}
+		if err := txn.Delete(installingKey(m)); err != nil {
 			return err
 		}
 		keys, err := eventKeys(txn, m)
@@ -476,35 +565,14 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		if ev.IP == "" {
 			ev.IP = sg.IP
 		}
-		if err := putNode(txn, n); err != nil {
+		if ev.State == "" {
+			ev.State = n.State
+		}
+		if err := putNode(txn, before, n); err != nil {
 			return false, err
 		}
-		v, err := json.Marshal(ev)
-		if err != nil {
+		if err := s.addEvent(txn, m, now, ev); err != nil {
 			return false, err
-		}
-		// Events are keyed by time, so two boots in one clock tick (a
-		// firmware retrying, a coarse VM clock) would overwrite each other,
-		// and after a clock step backwards the newest event would sort
-		// first and be trimmed. Key each event after the newest one kept;
-		// Event.Time still says when it happened. Writers of one node hold
-		// its lock, so this is exact.
-		newest, err := newestEventKeys(txn, m, s.history)
-		if err != nil {
-			return false, err
-		}
-		key := eventKey(m, now)
-		if len(newest) > 0 && string(newest[0]) >= string(key) {
-			next := binary.BigEndian.Uint64(newest[0][len(newest[0])-8:]) + 1
-			key = binary.BigEndian.AppendUint64(eventPrefix(m), next)
-		}
-		if err := txn.Set(key, v); err != nil {
-			return false, err
-		}
-		if len(newest) == s.history {
-			if err := txn.Delete(newest[s.history-1]); err != nil {
-				return false, err
-			}
 		}
 		return n.State != before, nil
 	})

@@ -49,7 +49,7 @@ var t0 = time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
 // localDecision is httpapi's decision reduced to its lifecycle effect: a node
 // waiting for a reinstall gets the installer (once), every other boots local.
 func localDecision(n *Node) Event {
-	if n.StartInstall(n.LastSeen.UTC()) {
+	if n.StartInstall(n.LastSeen.UTC(), "p", "default", "ipxe", "tok") {
 		return Event{Decision: DecisionReinstall}
 	}
 	return Event{Decision: DecisionLocal}
@@ -402,9 +402,9 @@ func TestRecordBootLifecycle(t *testing.T) {
 	}
 	var decisions []string
 	for _, e := range events {
-		decisions = append(decisions, e.Decision)
+		decisions = append(decisions, e.Type+e.Decision) // a boot has no Type, a report no Decision
 	}
-	if fmt.Sprint(decisions) != "[reinstall local local local reinstall local]" {
+	if fmt.Sprint(decisions) != "[reinstall installed local local local reinstall local]" {
 		t.Fatalf("decisions newest first = %v", decisions)
 	}
 }

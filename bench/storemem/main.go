@@ -92,7 +92,7 @@ func run(nodes int, dir string) error {
 
 // decide is httpapi's decision reduced to its lifecycle effect.
 func decide(n *store.Node) store.Event {
-	if n.StartInstall(*n.LastSeen) {
+	if n.StartInstall(*n.LastSeen, "default", "default", "ipxe", "t") {
 		return store.Event{Decision: store.DecisionReinstall}
 	}
 	return store.Event{Decision: store.DecisionLocal}

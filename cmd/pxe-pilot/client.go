@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +28,9 @@ type clientCommand struct {
 	takesMAC bool
 	// query puts the MAC in ?mac= instead of the path.
 	query bool
+	// more builds a request from the arguments after the MAC, for
+	// commands that take them (assign, label); nil means none are allowed.
+	more  func(mac store.MAC, args []string) (method, path string, body any, err error)
 	print func(w io.Writer, body []byte) error
 }
 
@@ -38,6 +43,35 @@ var clientCommands = map[string]clientCommand{
 	"forget":    {method: http.MethodDelete, path: "/nodes/%s", takesMAC: true, print: printRaw},
 	"installed": {method: http.MethodPost, path: "/installed", takesMAC: true, query: true, print: printNode},
 	"health":    {method: http.MethodGet, path: "/health", print: printRaw},
+	"profiles":  {method: http.MethodGet, path: "/profiles", print: printProfiles},
+	"explain":   {method: http.MethodGet, path: "/nodes/%s/decision", takesMAC: true, print: printDecision},
+	"assign":    {takesMAC: true, more: assignArgs, print: printNode},
+	"label":     {takesMAC: true, more: labelArgs, print: printNode},
+}
+
+// assignArgs: assign <mac> <profile> sets the node's profile; "-" clears it.
+func assignArgs(mac store.MAC, args []string) (string, string, any, error) {
+	if len(args) != 1 {
+		return "", "", nil, errors.New("usage: pxe-pilot assign <mac> <profile> (or - to clear)")
+	}
+	path := "/nodes/" + string(mac) + "/profile"
+	if args[0] == "-" {
+		return http.MethodDelete, path, nil, nil
+	}
+	return http.MethodPut, path, map[string]string{"profile": args[0]}, nil
+}
+
+// labelArgs: label <mac> key=value … replaces the node's labels (none: clears).
+func labelArgs(mac store.MAC, args []string) (string, string, any, error) {
+	labels := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return "", "", nil, fmt.Errorf("label %q: write key=value", a)
+		}
+		labels[k] = v
+	}
+	return http.MethodPatch, "/nodes/" + string(mac), map[string]any{"labels": labels}, nil
 }
 
 func runClient(ctx context.Context, c clientCommand, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -74,8 +108,18 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	path := c.path
+	path, method := c.path, c.method
+	var reqBody any
 	switch {
+	case c.takesMAC && c.more != nil && len(pos) >= 1:
+		mac, err := store.ParseMAC(pos[0])
+		if err == nil {
+			method, path, reqBody, err = c.more(mac, pos[1:])
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "pxe-pilot:", err)
+			return 2
+		}
 	case c.takesMAC && len(pos) != 1:
 		fmt.Fprintln(stderr, "pxe-pilot: this command takes one MAC address")
 		return 2
@@ -94,7 +138,7 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 			path = fmt.Sprintf(path, mac)
 		}
 	}
-	body, code, err := call(ctx, c.method, strings.TrimRight(*server, "/")+path, *key, *timeout)
+	body, code, err := call(ctx, method, strings.TrimRight(*server, "/")+path, *key, reqBody, *timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "pxe-pilot:", err)
 		return 1
@@ -119,12 +163,23 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 	return 0
 }
 
-func call(ctx context.Context, method, u, key string, timeout time.Duration) ([]byte, int, error) {
+func call(ctx context.Context, method, u, key string, reqBody any, timeout time.Duration) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if reqBody != nil {
+		b, err := json.Marshal(reqBody)
+		if err != nil {
+			return nil, 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, 0, fmt.Errorf("bad --server: %w", err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -160,9 +215,9 @@ func printNodes(w io.Writer, body []byte) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAC\tSTATE\tLAST SEEN\tLAST IP\tBOOTS\tPLATFORM")
+	fmt.Fprintln(tw, "MAC\tSTATE\tPROFILE\tOUTCOME\tLAST SEEN\tLAST IP\tBOOTS\tPLATFORM")
 	for _, n := range v.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n.MAC, n.State, when(n.LastSeen), dash(n.LastIP), n.BootCount, dash(n.Facts.Platform))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.MAC, n.State, dash(n.Profile), outcome(n), when(n.LastSeen), dash(n.LastIP), n.BootCount, dash(n.Facts.Platform))
 	}
 	return tw.Flush()
 }
@@ -179,6 +234,8 @@ func printNode(w io.Writer, body []byte) error {
 		{"Installs", fmt.Sprint(n.InstallCount)}, {"Local boot", dash(n.LocalBootScript)},
 		{"Platform", dash(n.Facts.Platform)}, {"Product", dash(strings.TrimSpace(n.Facts.Manufacturer + " " + n.Facts.Product))},
 		{"Serial", dash(n.Facts.Serial)}, {"Created", when(&n.CreatedAt)},
+		{"Profile", dash(n.Profile)}, {"Hostname", dash(n.Hostname)}, {"Labels", kv(n.Labels)}, {"Vars", kv(n.Vars)},
+		{"Last install", install(n.Install)}, {"Outcome", outcome(n)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
@@ -191,9 +248,17 @@ func printEvents(w io.Writer, body []byte) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tIP\tDECISION\tREASON")
+	fmt.Fprintln(tw, "TIME\tIP\tEVENT\tPROFILE\tREASON")
 	for _, e := range v.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", when(&e.Time), dash(e.IP), e.Decision, e.Reason)
+		what := e.Decision
+		if e.Type != "" {
+			what = e.Type
+		}
+		reason := e.Reason
+		if e.Rule != "" {
+			reason = strings.TrimSpace(reason + " [" + e.Rule + "]")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", when(&e.Time), dash(e.IP), what, dash(e.Profile), reason)
 	}
 	return tw.Flush()
 }
@@ -203,4 +268,88 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// outcome is a node's last install result with its reason ("failed: stalled").
+func outcome(n store.Node) string {
+	if n.Install == nil || n.Install.Outcome == "" {
+		if n.State == store.StateInstalling {
+			return "running"
+		}
+		return "-"
+	}
+	if n.Install.Reason != "" {
+		return n.Install.Outcome + ": " + n.Install.Reason
+	}
+	return n.Install.Outcome
+}
+
+func install(in *store.Install) string {
+	if in == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("profile %s (%s) started %s", in.Profile, dash(in.Rule), when(&in.Started))
+	if in.Progress != "" {
+		s += ", last progress: " + in.Progress
+	}
+	return s
+}
+
+func kv(m map[string]string) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
+func printProfiles(w io.Writer, body []byte) error {
+	var v struct {
+		Default  string
+		File     string
+		Profiles []struct {
+			Name, Kind, Preset, Source, Loader string
+			Files, Missing                     []string
+		}
+		Groups []struct{ Name, Profile, Source string }
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROFILE\tKIND\tPRESET\tFILES\tDEFINED AT\tNOTE")
+	for _, p := range v.Profiles {
+		note := ""
+		if p.Name == v.Default {
+			note = "default"
+		}
+		if len(p.Missing) > 0 {
+			note = strings.TrimSpace(note + " unset: " + strings.Join(p.Missing, ", "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kind, dash(p.Preset), dash(strings.Join(p.Files, ",")), p.Source, note)
+	}
+	if len(v.Groups) > 0 {
+		fmt.Fprintln(tw, "\nGROUP (first match wins)\tPROFILE\tDEFINED AT")
+		for _, g := range v.Groups {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", g.Name, g.Profile, g.Source)
+		}
+	}
+	return tw.Flush()
+}
+
+func printDecision(w io.Writer, body []byte) error {
+	var v struct{ MAC, State, Decision, Reason, Profile, Rule, IPXE string }
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s (%s) would get: %s\nreason: %s\n", v.MAC, v.State, v.Decision, v.Reason)
+	if v.Profile != "" {
+		fmt.Fprintf(w, "profile: %s, chosen by %s\n", v.Profile, v.Rule)
+	}
+	fmt.Fprintf(w, "\n%s", v.IPXE)
+	return nil
 }

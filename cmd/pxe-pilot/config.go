@@ -33,6 +33,8 @@ var settings = []setting{
 	{"PXE_UBUNTU_INITRD_URL", "initrd-url", "", "installer initrd URL (same substitutions)"},
 	{"PXE_AUTOINSTALL_URL", "autoinstall-url", "", "autoinstall (cloud-init nocloud) seed URL (same substitutions)"},
 	{"PXE_KERNEL_ARGS", "kernel-args", "", "extra installer kernel command line, e.g. console=ttyS0"},
+	{"PXE_PROFILES_FILE", "profiles-file", "", "YAML file of boot profiles and groups (reloaded on SIGHUP; empty: only the default profile from PXE_UBUNTU_*)"},
+	{"PXE_INSTALL_TIMEOUT", "install-timeout", "2h", "an install with no word from its installer for this long becomes failed (stalled); 0: never"},
 	{"DATABASE_PATH", "database-path", "pxe.db", "Badger database directory"},
 	{"ADMIN_API_KEY", "admin-api-key", "", "bearer token required by /nodes (empty: admin API open)"},
 	{"PXE_LOG_FORMAT", "log-format", "text", "log format: text or json"},
@@ -59,6 +61,8 @@ type config struct {
 	BaseURL         string
 	BaseURLDerived  bool
 	Boot            httpapi.BootConfig
+	ProfilesFile    string
+	InstallTimeout  time.Duration
 	DatabasePath    string
 	AdminKey        string
 	LogFormat       string
@@ -169,6 +173,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	case httpapi.LocalBootAuto, httpapi.LocalBootSanboot, httpapi.LocalBootExit:
 	default:
 		bad("PXE_LOCAL_BOOT", "must be auto, sanboot or exit")
+	}
+	c.ProfilesFile = raw["PXE_PROFILES_FILE"]
+	if raw["PXE_INSTALL_TIMEOUT"] != "0" { // 0 turns the stall rule off
+		c.InstallTimeout = parseDuration(raw, "PXE_INSTALL_TIMEOUT", bad)
 	}
 	c.DatabasePath = raw["DATABASE_PATH"]
 	if c.DatabasePath == "" {

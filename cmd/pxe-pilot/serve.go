@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/httpapi"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
@@ -71,9 +72,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			"file", name, "looked_in", strings.Join(looked, ", "))
 	}
 
-	if missing := cfg.Boot.Missing(); len(missing) > 0 {
-		log.Warn("reinstall is not configured: machines boot their local disk, and a requested reinstall stays pending with an explanation on the console",
-			"unset", strings.Join(missing, ", "))
+	prof, err := loadProfiles(cfg, log)
+	if err != nil {
+		return err
 	}
 	if cfg.AdminKey == "" {
 		log.Warn("ADMIN_API_KEY is not set: the admin API (/nodes) is open to anyone who can reach it")
@@ -83,6 +84,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Addr:            net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port)),
 		BaseURL:         cfg.BaseURL,
 		Boot:            cfg.Boot,
+		Profiles:        prof.Load,
 		AdminKey:        cfg.AdminKey,
 		TrustedProxies:  cfg.TrustedProxies,
 		ShutdownTimeout: cfg.ShutdownTimeout,
@@ -95,7 +97,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
-	servers := map[string]server{"http": api}
+	servers := map[string]server{"http": api, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
+	servers["install-timeout"] = &boot.Sweeper{Store: st, Timeout: cfg.InstallTimeout, Log: log, Failed: func(store.Node) {
+		m.InstallStalls.Inc()
+		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
+	}}
 
 	extra, err := protocolServers(cfg, st, bins, m, log)
 	if err != nil {

@@ -1,4 +1,4 @@
-package httpapi
+package boot
 
 import (
 	"fmt"
@@ -9,25 +9,55 @@ import (
 	"testing"
 	"unicode"
 
-	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
-func TestBootConfigMissing(t *testing.T) {
+// seedConfig is the seed's configuration: the default profile's
+// variables and PXE_LOCAL_BOOT.
+type seedConfig struct {
+	profiles.Seed
+	LocalBoot LocalBoot
+}
+
+func (c seedConfig) set() *profiles.Set {
+	set, err := profiles.Load("", c.Seed)
+	if err != nil {
+		panic(err)
+	}
+	return set
+}
+
+func (c seedConfig) Missing() []string { return profiles.SeedProfile(c.Seed).Missing }
+
+// fullBoot is a complete seed configuration whose URLs carry every
+// placeholder Substitute knows, plus one (${uuid}) it must leave for iPXE.
+var fullBoot = seedConfig{Seed: profiles.Seed{
+	KernelURL:      "http://198.51.100.10/ubuntu/${mac}/vmlinuz",
+	InitrdURL:      "http://198.51.100.10/ubuntu/initrd?ip=${ip}",
+	AutoinstallURL: "http://198.51.100.10/autoinstall/${mac_hyphen}/${uuid}/",
+	KernelArgs:     "console=ttyS0,115200n8",
+}, LocalBoot: LocalBootAuto}
+
+func TestSeedMissing(t *testing.T) {
 	for _, tc := range []struct {
-		c    BootConfig
+		c    profiles.Seed
 		want []string
 	}{
-		{fullBoot, nil},
-		{BootConfig{}, []string{"PXE_UBUNTU_KERNEL_URL", "PXE_UBUNTU_INITRD_URL", "PXE_AUTOINSTALL_URL"}},
-		{BootConfig{KernelURL: "k"}, []string{"PXE_UBUNTU_INITRD_URL", "PXE_AUTOINSTALL_URL"}},
-		{BootConfig{KernelURL: "k", InitrdURL: "i"}, []string{"PXE_AUTOINSTALL_URL"}},
-		{BootConfig{InitrdURL: "i", AutoinstallURL: "a", KernelArgs: "quiet"}, []string{"PXE_UBUNTU_KERNEL_URL"}},
+		{fullBoot.Seed, nil},
+		{profiles.Seed{}, []string{"PXE_UBUNTU_KERNEL_URL", "PXE_UBUNTU_INITRD_URL", "PXE_AUTOINSTALL_URL"}},
+		{profiles.Seed{KernelURL: "k"}, []string{"PXE_UBUNTU_INITRD_URL", "PXE_AUTOINSTALL_URL"}},
+		{profiles.Seed{KernelURL: "k", InitrdURL: "i"}, []string{"PXE_AUTOINSTALL_URL"}},
+		{profiles.Seed{InitrdURL: "i", AutoinstallURL: "a", KernelArgs: "quiet"}, []string{"PXE_UBUNTU_KERNEL_URL"}},
 	} {
-		if got := tc.c.Missing(); !slices.Equal(got, tc.want) {
-			t.Errorf("%+v.Missing() = %v, want %v", tc.c, got, tc.want)
+		if got := profiles.SeedProfile(tc.c).Missing; !slices.Equal(got, tc.want) {
+			t.Errorf("%+v.Missing = %v, want %v", tc.c, got, tc.want)
 		}
 	}
+}
+
+func sub(raw string, cl Client) string {
+	return profiles.Substitute(raw, string(cl.MAC), cl.MAC.Hyphen(), cl.IP)
 }
 
 // TestDecide walks every node state × configuration × platform × local-boot
@@ -43,12 +73,12 @@ func TestBootConfigMissing(t *testing.T) {
 func TestDecide(t *testing.T) {
 	const mac = store.MAC("52:54:00:12:34:56")
 	cl := func(platform string) Client { return Client{MAC: mac, IP: "198.51.100.21", Platform: platform} }
-	configs := map[string]BootConfig{
+	configs := map[string]seedConfig{
 		"complete":        fullBoot,
-		"no args":         {KernelURL: fullBoot.KernelURL, InitrdURL: fullBoot.InitrdURL, AutoinstallURL: fullBoot.AutoinstallURL},
-		"kernel unset":    {InitrdURL: "http://x/i", AutoinstallURL: "http://x/a/"},
+		"no args":         {Seed: profiles.Seed{KernelURL: fullBoot.KernelURL, InitrdURL: fullBoot.InitrdURL, AutoinstallURL: fullBoot.AutoinstallURL}},
+		"kernel unset":    {Seed: profiles.Seed{InitrdURL: "http://x/i", AutoinstallURL: "http://x/a/"}},
 		"all unset":       {},
-		"only kernelargs": {KernelArgs: "quiet"},
+		"only kernelargs": {Seed: profiles.Seed{KernelArgs: "quiet"}},
 	}
 	n := 0
 	for _, state := range store.States {
@@ -60,40 +90,38 @@ func TestDecide(t *testing.T) {
 						c.LocalBoot = mode
 						node := store.Node{MAC: mac, State: state, Reinstall: state == store.StateReinstall, LocalBootScript: own}
 						name := fmt.Sprintf("%s/%s/%q/%q/own=%t", state, cname, platform, mode, own != "")
-						checkDecision(t, name, Decide(node, cl(platform), c), node, cl(platform), c)
+						checkDecision(t, name, Decide(node, cl(platform), c.set(), Config{BaseURL: "http://198.51.100.1:8000", LocalBoot: c.LocalBoot}, "tok"), node, cl(platform), c)
 						n++
 					}
 				}
 			}
 		}
 	}
-	if n != 4*5*3*4*2 {
+	if n != len(store.States)*5*3*4*2 {
 		t.Fatalf("walked %d cases", n)
 	}
 }
 
-func checkDecision(t *testing.T, name string, p Plan, n store.Node, cl Client, c BootConfig) {
+func checkDecision(t *testing.T, name string, p Plan, n store.Node, cl Client, c seedConfig) {
 	t.Helper()
 	switch {
 	case n.State == store.StateReinstall && len(c.Missing()) == 0:
-		d, ok := p.Data.(reinstallData)
-		if p.Decision != store.DecisionReinstall || !p.Install || p.Script != assets.ScriptReinstall || !ok {
+		if p.Decision != store.DecisionReinstall || !p.Install || !p.Seed || p.Token != "tok" || p.Profile != "default" || p.Rule != "default" {
 			t.Fatalf("%s: plan %+v, want the installer", name, p)
 		}
-		wantCmd := "autoinstall ds=nocloud-net;s=" + Substitute(c.AutoinstallURL, cl)
+		wantCmd := "autoinstall ds=nocloud-net;s=" + sub(c.AutoinstallURL, cl)
 		if c.KernelArgs != "" {
 			wantCmd += " " + c.KernelArgs
 		}
-		if d.MAC != string(cl.MAC) || d.KernelURL != Substitute(c.KernelURL, cl) ||
-			d.InitrdURL != Substitute(c.InitrdURL, cl) || d.Cmdline != wantCmd {
-			t.Errorf("%s: data %+v", name, d)
+		if p.MAC != cl.MAC || p.Kernel != sub(c.KernelURL, cl) || len(p.Initrds) != 1 ||
+			p.Initrds[0] != (Initrd{"initrd", sub(c.InitrdURL, cl)}) || p.Cmdline != wantCmd {
+			t.Errorf("%s: plan %+v", name, p)
 		}
 	case n.State == store.StateReinstall:
-		d, ok := p.Data.(errorData)
-		if p.Decision != store.DecisionError || p.Install || p.Script != assets.ScriptError || !ok {
+		if p.Decision != store.DecisionError || p.Install {
 			t.Fatalf("%s: plan %+v, want an error that keeps the flag", name, p)
 		}
-		text := strings.Join(d.Lines, "\n")
+		text := strings.Join(p.Lines, "\n")
 		for _, m := range c.Missing() {
 			if !strings.Contains(text, m) || !strings.Contains(p.Reason, m) {
 				t.Errorf("%s: error %q / reason %q does not name %s", name, text, p.Reason, m)
@@ -113,15 +141,13 @@ func checkDecision(t *testing.T, name string, p Plan, n store.Node, cl Client, c
 		case cl.Platform == "efi":
 			want = "exit 1"
 		}
-		d, ok := p.Data.(localData)
-		if p.Decision != store.DecisionLocal || p.Install || p.Script != assets.ScriptLocal || !ok ||
-			d.Command != want || d.MAC != string(cl.MAC) || p.Reason == "" {
+		if p.Decision != store.DecisionLocal || p.Install || p.LocalCommand != want || p.MAC != cl.MAC || p.Reason == "" {
 			t.Errorf("%s: plan %+v, want local with %q", name, p, want)
 		}
 	}
-	// Whatever the plan, its template must render.
-	if _, err := assets.Script(p.Script, p.Data); err != nil {
-		t.Errorf("%s: rendering %s: %v", name, p.Script, err)
+	// Whatever the plan, its script must render.
+	if _, err := IPXE(p); err != nil {
+		t.Errorf("%s: rendering: %v", name, err)
 	}
 }
 
@@ -150,7 +176,7 @@ func TestSubstitute(t *testing.T) {
 		// escaped, "$" included, so it cannot start a placeholder either.
 		{"${ip}{mac}", "fe80::1%x$", "fe80::1%25x%24{mac}"},
 	} {
-		got := Substitute(tc.raw, Client{MAC: mac, IP: tc.ip})
+		got := sub(tc.raw, Client{MAC: mac, IP: tc.ip})
 		if got != tc.want {
 			t.Errorf("Substitute(%q, ip %q) = %q, want %q", tc.raw, tc.ip, got, tc.want)
 		}
@@ -187,7 +213,7 @@ func FuzzSubstitute(f *testing.F) {
 		if a, err := netip.ParseAddr(ipIn); err == nil {
 			ip = a.String() // what clientIP or the ip= parameter can yield
 		}
-		out := Substitute(raw, Client{MAC: mac, IP: ip})
+		out := sub(raw, Client{MAC: mac, IP: ip})
 		for _, p := range []string{"${mac}", "${mac_hyphen}", "${ip}"} {
 			if strings.Contains(out, p) {
 				t.Fatalf("Substitute(%q, %s, %q) = %q still holds %s", raw, mac, ip, out, p)

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/pxe-pilot/pxe-pilot/profiles"
+)
+
+// loadProfiles reads PXE_PROFILES_FILE (if set) over the default profile
+// the seed's variables define, and says what is in force.
+func loadProfiles(cfg config, log *slog.Logger) (*atomic.Pointer[profiles.Set], error) {
+	set, err := profiles.Load(cfg.ProfilesFile, cfg.Boot.Seed())
+	if err != nil {
+		return nil, err
+	}
+	logProfiles(set, log)
+	var p atomic.Pointer[profiles.Set]
+	p.Store(set)
+	return &p, nil
+}
+
+func logProfiles(set *profiles.Set, log *slog.Logger) {
+	if set.Path != "" {
+		log.Info("boot profiles loaded", "file", set.Path, "profiles", strings.Join(set.Names(), ","), "groups", len(set.Groups), "default", set.Default)
+	}
+	if p := set.Profiles[set.Default]; p != nil && len(p.Missing) > 0 {
+		log.Warn("reinstall is not configured for machines the default profile takes: they boot their local disk, and a requested reinstall stays pending with an explanation on the console",
+			"profile", p.Name, "unset", strings.Join(p.Missing, ", "))
+	}
+}
+
+// reloader reloads the profiles file on SIGHUP. A file that does not load
+// is refused as a whole, with its errors in the log, and the profiles in
+// force stay: a typo never turns reinstalls off.
+type reloader struct {
+	cfg config
+	set *atomic.Pointer[profiles.Set]
+	log *slog.Logger
+}
+
+func (r *reloader) Serve(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			set, err := profiles.Load(r.cfg.ProfilesFile, r.cfg.Boot.Seed())
+			if err != nil {
+				r.log.Error("SIGHUP: profiles file refused; the profiles in force stay", "file", r.cfg.ProfilesFile, "err", err)
+				continue
+			}
+			r.set.Store(set)
+			r.log.Info("SIGHUP: profiles reloaded")
+			logProfiles(set, r.log)
+		}
+	}
+}
