@@ -93,6 +93,9 @@ type Store struct {
 	// MAC, some lost the race 20 times in a row and the boot was dropped.
 	// Writers of different nodes still run in parallel.
 	nodeLocks [64]sync.Mutex
+
+	counts counts // nodes per state, kept up to date by every commit
+	feed   Feed   // committed changes, for the console and the metrics
 }
 
 func (s *Store) nodeLock(m MAC) *sync.Mutex {
@@ -167,6 +170,12 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: path, log: o.Logger, history: o.History, minFree: o.MinFree,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	c, err := s.Recount()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database at %s: counting the nodes failed: %w", path, err)
+	}
+	s.counts.n = c
 	go s.syncLoop(o.SyncInterval)
 	return s, nil
 }
@@ -196,6 +205,7 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() {
 		close(s.stop)
 		<-s.done
+		s.feed.CloseAll()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
@@ -260,8 +270,14 @@ func getNode(txn *badger.Txn, m MAC) (Node, error) {
 // reads those and not every node.
 func installingKey(m MAC) []byte { return []byte("x/installing/" + string(m)) }
 
-// putNode writes n, whose state was before (as read in this transaction;
-// "" for a new node), and keeps the installing index in step.
+// put writes n, whose state was before (as read in this transaction; ""
+// for a new node), keeps the installing index in step and notes the change
+// in c.
+func (c *commit) put(txn *badger.Txn, before State, n Node) error {
+	c.before, c.node, c.wrote = before, &n, true
+	return putNode(txn, before, n)
+}
+
 func putNode(txn *badger.Txn, before State, n Node) error {
 	v, err := json.Marshal(n)
 	if err != nil {
@@ -282,7 +298,12 @@ func putNode(txn *badger.Txn, before State, n Node) error {
 // update runs fn in a read-write transaction, retrying on conflicts with
 // concurrent writers of the same node. When fn reports durable, the commit is
 // fsynced before update returns; otherwise the sync loop picks it up.
-func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)) error {
+//
+// After a successful commit, and still under the node's lock (so changes of
+// one node are told in commit order), the counts move from before to the
+// node's new state and the change goes to the feed: c describes it (set by
+// fn; c.Node nil means deleted).
+func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool, err error)) error {
 	if s.db.IsClosed() {
 		return ErrClosed
 	}
@@ -298,10 +319,14 @@ func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)
 	mu := s.nodeLock(m)
 	mu.Lock()
 	for attempt := 0; attempt < 20; attempt++ {
+		*c = commit{}
 		err = s.db.Update(run)
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
+	}
+	if err == nil {
+		s.committed(m, c)
 	}
 	mu.Unlock() // the fsync below needs no lock, and batches with others
 	if errors.Is(err, badger.ErrConflict) {
@@ -318,6 +343,26 @@ func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)
 		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
 	}
 	return nil
+}
+
+// commit is what one transaction changed, for counts and the feed.
+type commit struct {
+	before State // "" for a node that did not exist
+	node   *Node // nil: deleted (or nothing written)
+	event  *Event
+	wrote  bool
+}
+
+func (s *Store) committed(m MAC, c *commit) {
+	if !c.wrote {
+		return
+	}
+	var after State
+	if c.node != nil {
+		after = c.node.State
+	}
+	s.counts.move(c.before, after)
+	s.feed.Publish(Change{MAC: m, Node: c.node, Event: c.event})
 }
 
 // always adapts an admin write, which is always durable, to update.
@@ -356,26 +401,16 @@ func (s *Store) List() ([]Node, error) {
 	return nodes, err
 }
 
-// CountByState counts nodes per lifecycle state.
-func (s *Store) CountByState() (map[State]int, error) {
-	nodes, err := s.List()
-	if err != nil {
-		return nil, err
-	}
-	c := make(map[State]int, len(States))
-	for _, n := range nodes {
-		c[n.State]++
-	}
-	return c, nil
-}
-
 // SetReinstall sets (on) or clears (off) the reinstall flag. Setting creates
 // an unknown node; clearing an unknown node is ErrNotFound. Clearing a node
 // that is not waiting for a reinstall leaves its state as it is. The change is
 // fsynced before SetReinstall returns.
 func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
-	var n Node
-	err := s.update(m, always(func(txn *badger.Txn) (err error) {
+	var (
+		n Node
+		c commit
+	)
+	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
 		var before State
 		switch {
@@ -392,7 +427,7 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 		case n.State == StateReinstall:
 			n.setState(StateLocal, now)
 		}
-		return putNode(txn, before, n)
+		return c.put(txn, before, n)
 	}))
 	return n, err
 }
@@ -401,18 +436,21 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 // default), creating the node if unknown. The caller validates script. The
 // change is fsynced before SetLocalBootScript returns.
 func (s *Store) SetLocalBootScript(m MAC, script string, now time.Time) (Node, error) {
-	var n Node
-	err := s.update(m, always(func(txn *badger.Txn) (err error) {
+	var (
+		n Node
+		c commit
+	)
+	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
+		before := n.State
 		if errors.Is(err, ErrNotFound) {
-			n, err = newNode(m, now), nil
+			n, err, before = newNode(m, now), nil, ""
 		}
 		if err != nil {
 			return err
 		}
-		before := n.State
 		n.LocalBootScript = script
-		return putNode(txn, before, n)
+		return c.put(txn, before, n)
 	}))
 	return n, err
 }
@@ -438,8 +476,11 @@ func (s *Store) MarkInstalled(m MAC, now time.Time) (Node, error) {
 // changes nothing and is returned as is. The change is fsynced before
 // Update returns.
 func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Event, error)) (Node, error) {
-	var n Node
-	err := s.update(m, always(func(txn *badger.Txn) (err error) {
+	var (
+		n Node
+		c commit
+	)
+	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
 		var before State
 		switch {
@@ -455,7 +496,7 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 		if err != nil {
 			return err
 		}
-		if err := putNode(txn, before, n); err != nil {
+		if err := c.put(txn, before, n); err != nil {
 			return err
 		}
 		if ev == nil {
@@ -465,6 +506,7 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 		if ev.State == "" {
 			ev.State = n.State
 		}
+		c.event = ev
 		return s.addEvent(txn, m, now, *ev)
 	}))
 	return n, err
@@ -504,10 +546,13 @@ func (s *Store) Installing(fn func(Node) bool) error {
 // Delete forgets a node and its history. Unknown nodes are ErrNotFound.
 // Fsynced before Delete returns.
 func (s *Store) Delete(m MAC) error {
-	return s.update(m, always(func(txn *badger.Txn) error {
-		if _, err := getNode(txn, m); err != nil {
+	var c commit
+	return s.update(m, &c, always(func(txn *badger.Txn) error {
+		old, err := getNode(txn, m)
+		if err != nil {
 			return err
 		}
+		c.before, c.wrote = old.State, true
 		if err := txn.Delete(nodeKey(m)); err != nil {
 			return err
 		}
@@ -544,9 +589,11 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		ev Event
 	)
 	now := sg.Time
-	err := s.update(m, func(txn *badger.Txn) (changed bool, err error) {
+	var c commit
+	err := s.update(m, &c, func(txn *badger.Txn) (changed bool, err error) {
 		n, err = getNode(txn, m)
-		if errors.Is(err, ErrNotFound) {
+		isNew := errors.Is(err, ErrNotFound)
+		if isNew {
 			n, err = newNode(m, now), nil
 		}
 		if err != nil {
@@ -568,9 +615,15 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		if ev.State == "" {
 			ev.State = n.State
 		}
-		if err := putNode(txn, before, n); err != nil {
+		stored := before
+		if isNew {
+			stored = ""
+		}
+		if err := c.put(txn, stored, n); err != nil {
 			return false, err
 		}
+		evc := ev
+		c.event = &evc
 		if err := s.addEvent(txn, m, now, ev); err != nil {
 			return false, err
 		}
