@@ -72,6 +72,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Extra, when set, serves every path under /ui/ (the web console,
+	// which does its own authentication); /ui redirects there.
+	Extra http.Handler
 }
 
 // Server is the HTTP API.
@@ -192,6 +195,13 @@ func (s *Server) routes() http.Handler {
 	admin(http.MethodDelete, "/nodes/:mac/profile", s.deleteProfile)
 	admin(http.MethodGet, "/nodes/:mac/decision", s.decision)
 	admin(http.MethodGet, "/profiles", s.listProfiles)
+
+	if s.cfg.Extra != nil {
+		extra := s.instrument("/ui/", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) { s.cfg.Extra.ServeHTTP(w, r) })
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+			r.Handle(m, "/ui/*path", extra)
+		}
+	}
 
 	notFound := s.instrument("not_found", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
