@@ -13,6 +13,7 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/boot"
+	"github.com/pxe-pilot/pxe-pilot/console"
 	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/httpapi"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
@@ -63,6 +64,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		b, _ := bins.Get(name)
 		log.Info("iPXE binary", "file", name, "source", b.Source, "bytes", len(b.Data))
 	}
+	// warnings are the configuration problems logged at start; the
+	// console's appliance page repeats them.
+	var warnings []string
 	for name, looked := range bins.Missing() {
 		if name == assets.ARM64EFI {
 			log.Debug("iPXE binary missing", "file", name, "looked_in", strings.Join(looked, ", "))
@@ -70,18 +74,43 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 		log.Warn("iPXE binary missing; TFTP and HTTP answer this name with 'not found' (install Debian's ipxe package, run make assets, or set PXE_IPXE_DIR)",
 			"file", name, "looked_in", strings.Join(looked, ", "))
+		warnings = append(warnings, fmt.Sprintf("iPXE binary %s is missing (looked in %s): TFTP and HTTP answer it with 'not found'; install Debian's ipxe package, run make assets, or set PXE_IPXE_DIR", name, strings.Join(looked, ", ")))
 	}
 
 	prof, err := loadProfiles(cfg, log)
 	if err != nil {
 		return err
 	}
+	if p := prof.Load().Profiles[prof.Load().Default]; p != nil && len(p.Missing) > 0 {
+		warnings = append(warnings, "reinstall is not configured for machines the default profile takes (unset: "+strings.Join(p.Missing, ", ")+"): a requested reinstall stays pending")
+	}
 	if cfg.AdminKey == "" {
 		log.Warn("ADMIN_API_KEY is not set: the admin API (/nodes) is open to anyone who can reach it")
+		warnings = append(warnings, "ADMIN_API_KEY is not set: the admin API (/nodes) and this console are open to anyone who can reach them")
+	}
+
+	httpAddr := net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port))
+	var services []console.Service // filled in before the servers start
+	ui, err := console.New(console.Config{
+		Store:          st,
+		Profiles:       prof.Load,
+		Boot:           boot.Config{BaseURL: strings.TrimRight(cfg.BaseURL, "/"), LocalBoot: cfg.Boot.LocalBoot},
+		AdminKey:       cfg.AdminKey,
+		TrustedProxies: cfg.TrustedProxies,
+		Metrics:        m,
+		Binaries:       bins,
+		Services:       func() []console.Service { return services },
+		HTTPAddr:       httpAddr,
+		Warnings:       warnings,
+		Version:        version,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
 	}
 
 	api, err := httpapi.New(httpapi.Config{
-		Addr:            net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port)),
+		Addr:            httpAddr,
 		BaseURL:         cfg.BaseURL,
 		Boot:            cfg.Boot,
 		Profiles:        prof.Load,
@@ -92,12 +121,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Binaries:        bins,
 		Metrics:         m,
 		Logger:          log,
+		Extra:           ui,
 	})
 	if err != nil {
 		return err
 	}
 	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
-	servers := map[string]server{"http": api, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
+	servers := map[string]server{"http": api, "console": ui, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
 	servers["install-timeout"] = &boot.Sweeper{Store: st, Timeout: cfg.InstallTimeout, Log: log, Failed: func(store.Node) {
 		m.InstallStalls.Inc()
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
@@ -110,7 +140,25 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	for k, v := range extra {
 		servers[k] = v
 	}
+	services = []console.Service{{Name: "TFTP", Enabled: cfg.TFTPEnabled, Detail: tftpDetail(cfg)}, {Name: "ProxyDHCP", Enabled: cfg.DHCPEnabled, Detail: dhcpDetail(cfg, extra)}}
+	log.Info("web console", "url", cfg.BaseURL+console.Prefix)
 	return runAll(ctx, servers, log)
+}
+
+// dhcpDetail says where ProxyDHCP listens, for the console.
+func dhcpDetail(cfg config, servers map[string]server) string {
+	d, ok := servers["dhcp"].(*dhcpproxy.Server)
+	if !ok {
+		return "off (PXE_DHCP_PROXY_ENABLED)"
+	}
+	return "interface " + d.Interface() + ", server address " + d.ServerIP().String()
+}
+
+func tftpDetail(cfg config) string {
+	if !cfg.TFTPEnabled {
+		return "off (PXE_TFTP_ENABLED)"
+	}
+	return "listening on " + cfg.TFTPAddr
 }
 
 // runAll runs every server until ctx ends or one of them fails, then stops
