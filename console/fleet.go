@@ -156,6 +156,15 @@ type fleetData struct {
 	Filtering bool
 }
 
+func (d *fleetData) stateCount(s store.State) int {
+	for _, c := range d.Counts {
+		if c.State == string(s) {
+			return c.N
+		}
+	}
+	return 0
+}
+
 func (c *Console) profileSet() *profiles.Set {
 	if c.cfg.Profiles == nil {
 		return nil
@@ -198,7 +207,12 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request) {
 	if ferr != nil {
 		d.Err, code = ferr.Error(), http.StatusBadRequest
 	} else {
-		nodes, next, err := c.cfg.Store.ListPage(after, c.cfg.PageSize, f)
+		var nodes []store.Node
+		var next store.MAC
+		// A state no node is in needs no scan (the counts are maintained).
+		if f.State == "" || d.stateCount(f.State) > 0 {
+			nodes, next, err = c.cfg.Store.ListPage(after, c.cfg.PageSize, f)
+		}
 		if err != nil {
 			c.storeProblem(w, r, "listing the nodes", err)
 			return
