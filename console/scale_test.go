@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -122,6 +124,32 @@ func TestScale10k(t *testing.T) {
 		lives = append(lives, liveLatency(t, a, r, i))
 	}
 	t.Logf("live update, /boot to its row on the stream (20 boots): %s", percentiles(lives))
+	done()
+
+	// The same in real Chromium: the first page's navigation timing, and a
+	// boot until its row is in the page's DOM.
+	ctx := newChromium(t)
+	step(t, ctx, "sign in", chromedp.Navigate(a.srv.URL+"/ui/login"), chromedp.SendKeys(chromedp.CSS("#key"), testKey),
+		chromedp.Click(chromedp.CSS("#signin")), chromedp.WaitVisible(chromedp.CSS(`body[data-live="open"]`)))
+	var resps, loads, rows []time.Duration
+	for i := range min(runs, 5) {
+		step(t, ctx, "reload the fleet page", chromedp.Navigate(a.srv.URL+"/ui/"), chromedp.WaitVisible(chromedp.CSS(`body[data-live="open"]`)))
+		nav, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(function () { var n = performance.getEntriesByType("navigation")[0]; return [n.responseEnd - n.startTime, n.loadEventEnd - n.startTime]; })()`))
+		if err != nil || len(nav) != 2 {
+			t.Fatalf("navigation timing: %v %v", nav, err)
+		}
+		resps = append(resps, time.Duration(nav[0]*float64(time.Millisecond)))
+		loads = append(loads, time.Duration(nav[1]*float64(time.Millisecond)))
+		mac := fmt.Sprintf("52:54:00:fe:00:%02x", i)
+		watchRow(t, ctx, mac)
+		start := time.Now()
+		a.bootQuiet(mac)
+		step(t, ctx, "see the row", chromedp.WaitVisible(chromedp.CSS(`tr[data-mac="`+mac+`"]`)))
+		rows = append(rows, seenAfter(t, ctx, start))
+	}
+	t.Logf("Chromium: fleet page of %d nodes, navigation start to response end (%d loads): %s", scaleNodes, len(resps), percentiles(resps))
+	t.Logf("Chromium: fleet page of %d nodes, navigation start to load end (%d loads): %s", scaleNodes, len(loads), percentiles(loads))
+	t.Logf("Chromium: /boot to the row in the page's DOM (%d boots): %s", len(rows), percentiles(rows))
 	if raceEnabled {
 		t.Log("these numbers were taken under the race detector; see README.md for a plain run")
 	}
