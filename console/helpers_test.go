@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -109,7 +110,7 @@ func newApp(t testing.TB, key string, mutate func(*console.Config)) *app {
 // boot is GET /boot, as iPXE sends it, through the JSON API.
 func (a *app) boot(mac string) {
 	a.t.Helper()
-	q := url.Values{"mac": {mac}, "platform": {"efi"}, "buildarch": {"x86_64"}, "manufacturer": {"QEMU"}, "product": {"Standard PC (Q35 + ICH9, 2009)"}}
+	q := url.Values{"mac": {mac}, "ip": {"192.168.10." + strconv.Itoa(int(mustMAC(a.t, mac)[16]))}, "platform": {"efi"}, "buildarch": {"x86_64"}, "manufacturer": {"QEMU"}, "product": {"Standard PC (Q35 + ICH9, 2009)"}}
 	resp, err := http.Get(a.srv.URL + "/boot?" + q.Encode())
 	if err != nil {
 		a.t.Fatalf("GET /boot: %v", err)
