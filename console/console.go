@@ -45,9 +45,8 @@ type Service struct {
 // Config builds a Console.
 type Config struct {
 	Store store.Backend
-	// Profiles returns the profiles in force; nil means the default
-	// profile Boot's seed alone defines is not known, so node pages show
-	// no resolution.
+	// Profiles returns the profiles in force (as the JSON API's does); nil
+	// means none are known, so pages show no resolved profile or decision.
 	Profiles func() *profiles.Set
 	// Boot is what the decision depends on besides node and profile.
 	Boot boot.Config
@@ -91,6 +90,7 @@ type Console struct {
 	pages    pages
 	sessions *sessions
 	activity *activity
+	metrics  *consoleMetrics
 	live     chan struct{} // a token per live stream
 	done     chan struct{} // closed when Serve returns
 	handler  http.Handler
@@ -131,6 +131,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if c.metrics, err = newConsoleMetrics(cfg.Metrics.Registry); err != nil {
 		return nil, err
 	}
 	c.sessions = newSessions(c.now, cfg.SessionTTL)

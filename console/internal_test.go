@@ -78,3 +78,26 @@ func TestSecureCookieBehindTrustedProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionTableIsBounded(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	s := newSessions(func() time.Time { return now }, time.Hour)
+	admin := s.create(true)
+	for range maxSessions + 10 { // anonymous browsers asking for the sign-in page
+		s.create(false)
+	}
+	if len(s.m) != maxSessions {
+		t.Errorf("%d sessions, want the bound %d", len(s.m), maxSessions)
+	}
+	if _, ok := s.get(admin.id); !ok {
+		t.Error("anonymous sessions pushed out a signed-in one")
+	}
+	now = now.Add(2 * time.Hour)
+	if _, ok := s.get(admin.id); ok {
+		t.Error("a session outlived its expiry")
+	}
+	s.sweep()
+	if len(s.m) != 0 {
+		t.Errorf("%d sessions after every one expired and a sweep", len(s.m))
+	}
+}

@@ -40,6 +40,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	case c.live <- struct{}{}:
 		defer func() { <-c.live }()
 	default:
+		c.metrics.liveBusy.Inc()
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprint(w, "retry: 30000\nevent: busy\ndata: {}\n\n")
 		return
@@ -78,6 +79,8 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	rc.SetReadDeadline(time.Time{})
 	sub := c.cfg.Store.Subscribe(256)
 	defer sub.Close()
+	c.metrics.live.Inc()
+	defer c.metrics.live.Dec()
 
 	send := func(event string, v any) bool {
 		data, _ := json.Marshal(v)
@@ -111,6 +114,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 				return // the store is closing
 			}
 			if sub.Lagged() {
+				c.metrics.resyncs.Inc()
 				if !send("resync", struct{}{}) {
 					return
 				}

@@ -162,6 +162,7 @@ func (c *Console) actReinstall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.cfg.Metrics.ReinstallChanges.WithLabelValues("set").Inc()
+	c.metrics.actions.WithLabelValues("reinstall").Inc()
 	c.log.Info("reinstall set", "mac", n.MAC, "state", n.State, "via", "console")
 	c.redirectFlash(w, r, nodeURL(n.MAC), string(n.MAC)+" is marked for reinstall: its next network boot runs the installer.", false)
 }
@@ -185,6 +186,7 @@ func (c *Console) actCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.cfg.Metrics.ReinstallChanges.WithLabelValues("clear").Inc()
+	c.metrics.actions.WithLabelValues("cancel").Inc()
 	c.log.Info("reinstall clear", "mac", n.MAC, "state", n.State, "via", "console")
 	c.redirectFlash(w, r, nodeURL(n.MAC), "Reinstall of "+string(n.MAC)+" cancelled: it boots its local disk.", false)
 }
@@ -200,6 +202,7 @@ func (c *Console) actForget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.log.Info("node forgotten", "mac", n.MAC, "via", "console")
+	c.metrics.actions.WithLabelValues("forget").Inc()
 	c.redirectFlash(w, r, Prefix, string(n.MAC)+" is forgotten.", false)
 }
 
@@ -239,6 +242,7 @@ func (c *Console) actProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.log.Info("node profile set", "mac", n.MAC, "profile", name, "via", "console")
+	c.metrics.actions.WithLabelValues("profile").Inc()
 	msg := "Profile of " + string(n.MAC) + " set to " + name + "."
 	if name == "" {
 		msg = "Profile assignment of " + string(n.MAC) + " cleared."
@@ -275,6 +279,7 @@ func (c *Console) actLocalBoot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.log.Info("local-boot script set", "mac", n.MAC, "script", script, "via", "console")
+	c.metrics.actions.WithLabelValues("local_boot").Inc()
 	msg := "Local-boot command of " + string(n.MAC) + " set to “" + script + "”."
 	if script == "" {
 		msg = "Local-boot command of " + string(n.MAC) + " cleared: the platform default applies."

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -139,4 +140,26 @@ func TestOpenConsoleSaysSo(t *testing.T) {
 	if _, err := a.st.Get(mustMAC(t, mac1)); err != nil {
 		t.Errorf("the node was forgotten: %v", err)
 	}
+}
+
+func TestConsoleMetrics(t *testing.T) {
+	a := newApp(t, testKey, nil)
+	b := a.browser()
+	tok := b.csrf("/ui/login")
+	b.post("/ui/login", url.Values{"csrf": {tok}, "key": {"wrong"}})
+	b.signIn(testKey)
+	a.boot(mac1)
+	b.post("/ui/nodes/"+mac1+"/reinstall", url.Values{"confirm": {"yes"}})
+	resp, err := http.Get(a.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	mustContain(t, "/metrics", string(body),
+		`pxe_pilot_console_logins_total{result="ok"} 1`,
+		`pxe_pilot_console_logins_total{result="wrong_key"} 1`,
+		`pxe_pilot_console_csrf_refusals_total 1`,
+		`pxe_pilot_console_actions_total{action="reinstall"} 0`,
+		`pxe_pilot_console_live_streams 0`)
 }

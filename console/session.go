@@ -58,7 +58,7 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create adds a session; nil when the table is full of live signed-in ones.
+// create adds a session, making room when the table is full.
 func (s *sessions) create(authed bool) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,15 +67,7 @@ func (s *sessions) create(authed bool) *session {
 		s.sweepLocked(now)
 	}
 	if len(s.m) >= maxSessions {
-		for id, se := range s.m { // evict a browser that never signed in
-			if !se.authed {
-				delete(s.m, id)
-				break
-			}
-		}
-	}
-	if len(s.m) >= maxSessions {
-		return nil
+		s.evictLocked()
 	}
 	ttl := anonTTL
 	if authed {
@@ -128,6 +120,21 @@ func (s *sessions) sweep() {
 	s.mu.Lock()
 	s.sweepLocked(s.now())
 	s.mu.Unlock()
+}
+
+// evictLocked drops the session closest to its end, preferring browsers
+// that never signed in (anyone can make those; signed-in ones need the key).
+func (s *sessions) evictLocked() {
+	var victim *session
+	for _, se := range s.m {
+		if victim == nil || (victim.authed && !se.authed) ||
+			(victim.authed == se.authed && se.expires.Before(victim.expires)) {
+			victim = se
+		}
+	}
+	if victim != nil {
+		delete(s.m, victim.id)
+	}
 }
 
 func (s *sessions) sweepLocked(now time.Time) {
@@ -205,10 +212,6 @@ func (c *Console) requireSession(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if !ok && c.open() {
 			ns := c.sessions.create(true)
-			if ns == nil {
-				c.problem(w, r, http.StatusServiceUnavailable, "Too many browser sessions; try again in a minute.")
-				return
-			}
 			c.setCookie(w, r, ns)
 			se, ok = *ns, true
 		}
@@ -234,6 +237,8 @@ func (c *Console) checkCSRF(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !tokenOK(r.PostForm.Get("csrf"), sessionOf(r).csrf) {
+			c.metrics.refused.Inc()
+			c.log.Warn("console: state change refused: CSRF token missing or wrong", "path", r.URL.Path, "remote", r.RemoteAddr)
 			c.problem(w, r, http.StatusForbidden, "This form is stale or did not come from this console (CSRF token missing or wrong); nothing was changed. Reload the page and try again.")
 			return
 		}
@@ -270,10 +275,6 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		ns := c.sessions.create(false)
-		if ns == nil {
-			c.problem(w, r, http.StatusServiceUnavailable, "Too many browser sessions; try again in a minute.")
-			return
-		}
 		c.setCookie(w, r, ns)
 		se = *ns
 	}
@@ -295,11 +296,13 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	se, ok := c.cookieSession(r)
 	if !ok || !tokenOK(r.PostForm.Get("csrf"), se.csrf) {
+		c.metrics.logins.WithLabelValues("refused").Inc()
 		c.problem(w, r, http.StatusForbidden, "The sign-in form is stale or cookies are off; reload the sign-in page (cookies must be allowed for this site).")
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
 	if !c.keyOK(r.PostForm.Get("key")) {
+		c.metrics.logins.WithLabelValues("wrong_key").Inc()
 		c.log.Warn("console: sign-in refused (wrong admin key)", "remote", r.RemoteAddr)
 		c.render(w, r, http.StatusUnauthorized, "login", &pageData{Title: "Sign in", Session: se,
 			Flash: flash{Msg: "Wrong admin key. Use the value of ADMIN_API_KEY the appliance was started with.", Error: true}, Data: next})
@@ -307,11 +310,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	c.sessions.remove(se.id)
 	ns := c.sessions.create(true)
-	if ns == nil {
-		c.problem(w, r, http.StatusServiceUnavailable, "Too many browser sessions; try again in a minute.")
-		return
-	}
 	c.setCookie(w, r, ns)
+	c.metrics.logins.WithLabelValues("ok").Inc()
 	c.log.Info("console: signed in", "remote", r.RemoteAddr)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -18,7 +18,15 @@
   }
   var es = new EventSource(url);
   es.onopen = function () { say("Live"); document.body.setAttribute("data-live", "open"); };
-  es.onerror = function () { say("Reconnecting…"); document.body.setAttribute("data-live", "retry"); };
+  es.onerror = function () {
+    if (es.readyState === EventSource.CLOSED) {
+      say("Live updates stopped: reload the page (you may need to sign in again)");
+      document.body.setAttribute("data-live", "closed");
+      return;
+    }
+    say("Reconnecting…");
+    document.body.setAttribute("data-live", "retry");
+  };
   es.addEventListener("busy", function () { say("Live updates paused: too many browsers"); });
   var reloading = false;
   es.addEventListener("resync", function () {
