@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -77,7 +78,7 @@ func (c *Console) appliancePage(w http.ResponseWriter, r *http.Request) {
 	st.Counters = pick("store errors", "pxe_pilot_store_errors_total")
 	d.Health = append(d.Health, st)
 
-	d.Health = append(d.Health, health{Name: "HTTP", On: true, OK: true, Status: "on", Detail: "listening on " + c.cfg.HTTPAddr,
+	d.Health = append(d.Health, health{Name: "HTTP", On: true, OK: true, Status: "on", Detail: listenDetail(c.cfg.HTTPAddr),
 		Counters: pick("boot requests", "pxe_pilot_boot_requests_total",
 			"reinstalls served", "pxe_pilot_boot_requests_total{decision=reinstall}",
 			"boot errors", "pxe_pilot_boot_requests_total{decision=error}",
@@ -127,4 +128,16 @@ func binaries(b *assets.Binaries) []binaryView {
 		out = append(out, binaryView{Name: name, Looked: strings.Join(b.Missing()[name], ", ")})
 	}
 	return out
+}
+
+// listenDetail words a listen address ("" host: every interface).
+func listenDetail(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil:
+		return "listening on " + addr
+	case host == "" || host == "0.0.0.0" || host == "::":
+		return "listening on port " + port + ", every interface"
+	}
+	return "listening on " + addr
 }

@@ -67,7 +67,10 @@
   if (node) {
     var timeline = document.getElementById("timeline");
     es.addEventListener("status", function (e) {
+      var d = node.querySelector("details"), open = d && d.open;
       node.replaceChildren(fragment(data(e).html, false));
+      d = node.querySelector("details");
+      if (d && open) { d.open = true; }
     });
     es.addEventListener("event", function (e) {
       var tr = fragment(data(e).html, true);
