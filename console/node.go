@@ -21,7 +21,7 @@ func makeEvent(e store.Event) eventView {
 		kind = "boot"
 	}
 	return eventView{Time: e.Time.UTC().Format("2006-01-02 15:04:05Z"), ISO: e.Time.UTC().Format(time.RFC3339), Kind: kind,
-		Decision: e.Decision, Reason: e.Reason, Profile: e.Profile, Rule: e.Rule, Loader: e.Loader, IP: e.IP, State: string(e.State)}
+		Decision: e.Decision, Reason: e.Reason, Profile: e.Profile, Rule: ruleLabel(e.Rule), Loader: e.Loader, IP: e.IP, State: string(e.State)}
 }
 
 // decisionView is what the node would get if it booted now, and why.
@@ -34,6 +34,7 @@ type statusView struct {
 	Row      row
 	Decision decisionView
 	Install  *store.Install // token cleared (Node.Public)
+	Rule     string         // the install's profile rule, in words
 	Started  string
 	Ended    string
 	LastWord string
@@ -68,7 +69,7 @@ func (c *Console) decide(n store.Node) decisionView {
 	if err != nil {
 		s = "rendering failed: " + err.Error()
 	}
-	return decisionView{Decision: plan.Decision, Reason: plan.Reason, Profile: plan.Profile, Rule: plan.Rule, Kind: string(plan.Kind), Script: s}
+	return decisionView{Decision: plan.Decision, Reason: plan.Reason, Profile: plan.Profile, Rule: ruleLabel(plan.Rule), Kind: string(plan.Kind), Script: s}
 }
 
 func (c *Console) status(n store.Node, now time.Time) statusView {
@@ -76,6 +77,7 @@ func (c *Console) status(n store.Node, now time.Time) statusView {
 	v := statusView{Row: makeRow(n, c.profileSet(), now), Decision: c.decide(n), Install: n.Install, Local: n.LocalBootScript,
 		Changed: n.StateChangedAt.UTC().Format("2006-01-02 15:04:05Z")}
 	if in := n.Install; in != nil {
+		v.Rule = ruleLabel(in.Rule)
 		v.Started = in.Started.UTC().Format("2006-01-02 15:04:05Z")
 		if in.Ended != nil {
 			v.Ended = in.Ended.UTC().Format("2006-01-02 15:04:05Z")
