@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/pxe-pilot/pxe-pilot/metrics"
+	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -24,14 +26,55 @@ func (w *nullWriter) Write(b []byte) (int, error) { return len(b), nil }
 // BenchmarkBoot is GET /boot through the full handler (routing, metrics,
 // MAC parsing, the store's read-modify-write of the node and its event,
 // script rendering) over a real Badger store, cycling through a fleet of
-// 10,000 machines. Run: go test -run XXX -bench Boot -benchtime 20000x ./httpapi/
+// 10,000 machines: "seed" with only the seed's default profile, as before
+// profiles existed, and "profiles" with a profiles file of 100 groups
+// (every tenth machine in a group by MAC list, the rest matched by facts
+// or falling to the default; 1 in 50 boots resolves a profile and serves
+// an installer). Run both in one go:
+//
+//	go test -run XXX -bench 'Boot$' -benchtime 20000x -count 3 ./httpapi/
 func BenchmarkBoot(b *testing.B) {
+	b.Run("seed", func(b *testing.B) { benchBoot(b, nil) })
+	b.Run("profiles", func(b *testing.B) { benchBoot(b, benchProfiles(b)) })
+}
+
+// benchProfiles is a set of 100 groups over 10 profiles.
+func benchProfiles(b *testing.B) *profiles.Set {
+	var y strings.Builder
+	y.WriteString("profiles:\n")
+	for p := 0; p < 10; p++ {
+		fmt.Fprintf(&y, "  p%d:\n    kind: linux\n    kernel: http://198.51.100.10/p%d/{{.mac}}/vmlinuz\n    initrd: http://198.51.100.10/p%d/initrd\n    cmdline: \"ip=dhcp host={{.hostname}} rack={{.labels.rack}} ks={{.files_url}}ks.cfg\"\n    files: {ks.cfg: \"network --hostname={{.hostname}}\"}\n", p, p, p)
+	}
+	y.WriteString("groups:\n")
+	for g := 0; g < 100; g++ {
+		switch g % 2 {
+		case 0: // a MAC list: every 20th machine of its stripe
+			fmt.Fprintf(&y, "  - name: list%d\n    profile: p%d\n    match:\n      mac:\n", g, g%10)
+			for i := g; i < 10000; i += 1000 {
+				fmt.Fprintf(&y, "        - 52:54:%02x:%02x:%02x:%02x\n", byte(i>>24), byte(i>>16), byte(i>>8), byte(i))
+			}
+		default: // facts and labels that most machines do not have
+			fmt.Fprintf(&y, "  - name: facts%d\n    profile: p%d\n    match: {manufacturer: \"Vendor%d*\", platform: efi, labels: {rack: r%d}}\n", g, g%10, g, g)
+		}
+	}
+	set, err := profiles.Parse("bench.yaml", []byte(y.String()), fullBoot.Seed())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set
+}
+
+func benchBoot(b *testing.B, set *profiles.Set) {
 	st, err := store.Open(b.TempDir(), store.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	h, err := NewHandler(Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: metrics.New("bench"), Logger: quiet})
+	cfg := Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: metrics.New("bench"), Logger: quiet}
+	if set != nil {
+		cfg.Profiles = func() *profiles.Set { return set }
+	}
+	h, err := NewHandler(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,6 +93,13 @@ func BenchmarkBoot(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if i%50 == 0 { // one boot in 50 reinstalls (fsynced both ways, as in the seed run)
+			b.StopTimer()
+			if _, err := st.SetReinstall(macOf(i%fleet), true, t0); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 		clear(w.h)
 		w.code = 0
 		h.ServeHTTP(w, reqs[i%fleet])
@@ -63,4 +113,8 @@ func BenchmarkBoot(b *testing.B) {
 			b.Fatalf("%d nodes after the run (%v), want %d", len(nodes), err, fleet)
 		}
 	}
+}
+
+func macOf(i int) store.MAC {
+	return store.MAC(fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i)))
 }
