@@ -37,6 +37,7 @@ import (
 type Store interface {
 	Get(store.MAC) (store.Node, error)
 	List() ([]store.Node, error)
+	ListPage(after store.MAC, limit int, f store.Filter) ([]store.Node, store.MAC, error)
 	SetReinstall(m store.MAC, on bool, now time.Time) (store.Node, error)
 	SetLocalBootScript(m store.MAC, script string, now time.Time) (store.Node, error)
 	MarkInstalled(m store.MAC, now time.Time) (store.Node, error)
