@@ -86,8 +86,8 @@ func (s *Server) decide(cl boot.Client, facts store.Facts) (boot.Plan, store.Nod
 			token = newToken()
 		}
 		plan = boot.Decide(*n, cl, set, s.bootCfg, token)
-		if plan.Install {
-			n.StartInstall(now, plan.Profile, plan.Rule, cl.Loader, token)
+		if plan.Install && n.StartInstall(now, plan.Profile, plan.Rule, cl.Loader, token) {
+			n.Install.NoCallbacks = plan.Seed
 		}
 		return store.Event{Decision: plan.Decision, Reason: plan.Reason, Profile: plan.Profile, Rule: plan.Rule, Loader: cl.Loader}
 	})

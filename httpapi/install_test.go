@@ -250,3 +250,21 @@ func TestMissingProfileKeepsFlag(t *testing.T) {
 		t.Fatalf("flag consumed without an installer: %s", n.State)
 	}
 }
+
+// TestSeedInstallNeverStalls: an install of the seed's default profile
+// cannot report (its installer never learns the token), so the stall rule
+// leaves it installing, as before profiles existed.
+func TestSeedInstallNeverStalls(t *testing.T) {
+	e := newEnv(t, nil)
+	const mac = "52:54:00:0c:00:01"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	wantScript(t, e.boot(mac, "efi"), http.StatusOK)
+	now := e.clock.Now().Add(100 * time.Hour)
+	sw := &boot.Sweeper{Store: e.st, Timeout: time.Hour, Log: quiet, Now: func() time.Time { return now }}
+	if n, err := sw.Sweep(); err != nil || n != 0 {
+		t.Fatalf("sweep failed %d seed installs (%v)", n, err)
+	}
+	if n := e.node(mac); n.State != store.StateInstalling || !n.Install.NoCallbacks {
+		t.Fatalf("seed install: %s %+v", n.State, n.Install)
+	}
+}
