@@ -50,9 +50,11 @@
 // forever: stock Debian iPXE has no embedded script, and BIOS iPXE never
 // fetches autoexec.ipxe. iPXE, though, runs any file that starts with
 // "#!ipxe" as a script, whatever its name. So when a client IP that has
-// just completed a download of an iPXE binary asks for an iPXE binary
+// just completed a download of an iPXE binary asks for that same binary
 // again within LoopWindow, it gets boot.ipxe's bytes under that name, and
-// boot.ipxe chains to PXE_BASE_URL/chain over HTTP. TFTP carries no MAC
+// boot.ipxe chains to PXE_BASE_URL/chain over HTTP. Another binary from the
+// same IP (a BIOS and a UEFI machine sharing an address) is a first load
+// and gets the binary. TFTP carries no MAC
 // address, so "client" means IP; see LoopBreaker for the state machine and
 // the top-level README ("Routers that only support TFTP") for the limits (clients behind NAT, the window).
 //

@@ -89,10 +89,11 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzLoopBreaker drives the loop breaker with arbitrary event sequences
-// (3 bytes an event: kind, client, seconds elapsed) and checks its
-// invariants: the table never outgrows its cap, a completed script always
-// sends the next request of that client to the binary, and a client with
-// no completed binary never gets the script.
+// (3 bytes an event: kind, client and binary, seconds elapsed) and checks
+// its invariants: the table never outgrows its cap, a completed script
+// always sends the next request of that client for that binary to the
+// binary, and a client that never completed a binary never gets the script
+// for it.
 func FuzzLoopBreaker(f *testing.F) {
 	f.Add([]byte{1, 1, 0, 0, 1, 5, 3, 1, 0, 0, 1, 9})
 	f.Add(bytes.Repeat([]byte{1, 0xff, 1, 1, 0xfe, 1}, 40))
@@ -100,28 +101,33 @@ func FuzzLoopBreaker(f *testing.F) {
 		const max = 8
 		l := NewLoopBreaker(20*time.Second, max)
 		now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
-		everLoaded := map[netip.Addr]bool{}
+		type key struct {
+			ip   netip.Addr
+			file string
+		}
+		everLoaded := map[key]bool{}
 		for i := 0; i+2 < len(ev); i += 3 {
 			kind, who, dt := ev[i]%5, ev[i+1], ev[i+2]
 			ip := netip.AddrFrom4([4]byte{198, 51, 100, who % 16})
+			file := fuzzNames[int(who>>4)%len(fuzzNames)]
 			now = now.Add(time.Duration(dt) * time.Second)
 			switch kind {
 			case 0:
-				if l.Decide(ip, now) == ServeScript && !everLoaded[ip] {
-					t.Fatalf("event %d: script for %v, which never completed a binary", i/3, ip)
+				if l.Decide(ip, file, now) == ServeScript && !everLoaded[key{ip, file}] {
+					t.Fatalf("event %d: script for %v asking for %s, which it never completed", i/3, ip, file)
 				}
 			case 1:
-				l.Completed(ip, ServeBinary, true, now)
-				everLoaded[ip] = true
+				l.Completed(ip, file, ServeBinary, true, now)
+				everLoaded[key{ip, file}] = true
 			case 2:
-				l.Completed(ip, ServeBinary, false, now)
+				l.Completed(ip, file, ServeBinary, false, now)
 			case 3:
-				l.Completed(ip, ServeScript, true, now)
-				if l.Decide(ip, now) != ServeBinary {
+				l.Completed(ip, file, ServeScript, true, now)
+				if l.Decide(ip, file, now) != ServeBinary {
 					t.Fatalf("event %d: script again right after a completed script", i/3)
 				}
 			case 4:
-				l.Completed(ip, ServeScript, false, now)
+				l.Completed(ip, file, ServeScript, false, now)
 			}
 			if l.Len() > max {
 				t.Fatalf("table holds %d > %d", l.Len(), max)

@@ -266,7 +266,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	decision := ServeBinary
 	breaking := f.binary && s.loop != nil
 	if breaking {
-		decision = s.loop.Decide(client, start)
+		decision = s.loop.Decide(client, f.name, start)
 		if decision == ServeScript {
 			data, served = s.script, assets.ScriptBoot
 			s.m.TFTPLoopBreaks.Inc()
@@ -277,7 +277,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	end := time.Now()
 	dur := end.Sub(start)
 	if breaking {
-		s.loop.Completed(client, decision, err == nil, end)
+		s.loop.Completed(client, f.name, decision, err == nil, end)
 	}
 	s.m.TFTPBytes.WithLabelValues(served).Add(float64(n))
 	attrs := []any{"client", clientAddr, "file", filename, "served", served, "bytes", n, "duration", dur.Round(time.Microsecond).String()}
