@@ -278,23 +278,29 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 
 // clientIP is the address the request came from: the connection's peer,
 // or, when that peer is a trusted proxy, the right-most X-Forwarded-For
-// entry that is not itself a trusted proxy.
+// entry that is not itself a trusted proxy. Every address passes
+// ClientAddr; the walk stops at the first hop that does not (a zone, an
+// over-long or unspecified entry), as it does at garbage. The peer's zone,
+// if any, names our own interface (the kernel's, not the client's words)
+// and is dropped before the check.
 func (s *Server) clientIP(r *http.Request) string {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return ""
 	}
-	addr := peer.Addr().Unmap()
+	addr, err := ClientAddr(peer.Addr().WithZone("").String())
+	if err != nil {
+		return ""
+	}
 	if !s.trusted(addr) {
 		return addr.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		a, err := ClientAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break
 		}
-		a = a.Unmap()
 		if !s.trusted(a) {
 			return a.String()
 		}
