@@ -260,8 +260,11 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		auth := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(auth, "Bearer ")
+		// RFC 7235: the scheme is case-insensitive, and one or more
+		// spaces separate it from the token.
+		scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		ok = ok && strings.EqualFold(scheme, "Bearer")
+		token = strings.TrimSpace(token)
 		got := sha256.Sum256([]byte(token))
 		if !ok || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
