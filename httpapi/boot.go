@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -44,8 +43,8 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	// What iPXE says it has beats what a NAT shows us. An IPv6 zone
 	// ("fe80::1%eth0") is refused: it is free text of any length that
 	// would be stored as last_ip and substituted into installer URLs.
-	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
-		ip = a.Unmap().String()
+	if a, err := ClientAddr(q.Get("ip")); err == nil {
+		ip = a.String()
 	}
 	facts := store.Facts{
 		Platform:     fact(q, "platform"),

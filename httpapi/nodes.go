@@ -247,16 +247,8 @@ func (s *Server) putLocalBoot(w http.ResponseWriter, r *http.Request, p httprout
 		return
 	}
 	var body localBootBody
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be JSON like {\"script\": \"sanboot --no-describe --drive 0x80\"}: "+jsonProblem(err))
-		return
-	}
-	// Only white space may follow the object. (dec.More reports false
-	// before a stray "}" or "]", so it would let `{…}}` through.)
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "body must hold exactly one JSON object")
+	if err := decodeOneJSON(r, 4<<10, &body); err != nil {
+		writeError(w, bodyStatus(err), "body must be JSON like {\"script\": \"sanboot --no-describe --drive 0x80\"}: "+err.Error())
 		return
 	}
 	if body.Script == nil {
