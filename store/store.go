@@ -94,6 +94,8 @@ type Store struct {
 	// MAC, some lost the race 20 times in a row and the boot was dropped.
 	// Writers of different nodes still run in parallel.
 	nodeLocks [64]sync.Mutex
+
+	acks *ackJournal // hook (ackjournal.go): acknowledged durable writes
 }
 
 func (s *Store) nodeLock(m MAC) *sync.Mutex {
@@ -151,8 +153,10 @@ func Open(path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("database at %s cannot be created (check DATABASE_PATH and the owner of its parent directory): %w", path, err)
 	}
-	if err := checkTables(path); err != nil {
-		return nil, fmt.Errorf("database at %s cannot be opened (if it is damaged, move it aside and start again; nodes will be re-learnt on their next boot, reinstall flags will not): %w", path, err)
+	// Hook (integrity.go): check the directory before Badger changes it.
+	acks, err := preOpenCheck(path, o.Logger)
+	if err != nil {
+		return nil, err
 	}
 	db, err := badger.Open(tunedOptions(path, o.Logger))
 	if err != nil {
@@ -160,14 +164,19 @@ func Open(path string, o Options) (*Store, error) {
 		switch {
 		case strings.Contains(msg, "Cannot acquire directory lock"), strings.Contains(msg, "resource temporarily unavailable"):
 			return nil, fmt.Errorf("database at %s is in use by another process (stop the other pxe-pilot, or set DATABASE_PATH to another directory): %w", path, ErrInUse)
-		case strings.Contains(msg, "permission denied"):
-			return nil, fmt.Errorf("database at %s cannot be opened: permission denied (check the owner of the directory): %w", path, err)
 		default:
-			return nil, fmt.Errorf("database at %s cannot be opened (if it is damaged, move it aside and start again; nodes will be re-learnt on their next boot, reinstall flags will not): %w", path, err)
+			return nil, openError(path, err) // hook (integrity.go)
 		}
+	}
+	// Hook (integrity.go): ask Badger for every acknowledged change.
+	acks2, err := postOpenCheck(db, path, acks, o.Logger)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	s := &Store{db: db, path: path, log: o.Logger, history: o.History, minFree: o.MinFree,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	s.acks = acks2 // hook (ackjournal.go)
 	go s.syncLoop(o.SyncInterval)
 	return s, nil
 }
@@ -197,7 +206,7 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() {
 		close(s.stop)
 		<-s.done
-		s.closeErr = s.db.Close()
+		s.closeErr = errors.Join(s.db.Close(), s.acks.close()) // hook (ackjournal.go)
 	})
 	return s.closeErr
 }
@@ -289,6 +298,8 @@ func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)
 			break
 		}
 	}
+	// Hook (ackjournal.go): the version of a durable write, under the node's lock.
+	ack := s.ackPrepare(m, durable, err)
 	mu.Unlock() // the fsync below needs no lock, and batches with others
 	if errors.Is(err, badger.ErrConflict) {
 		return fmt.Errorf("node %s: too many concurrent writers: %w", m, err)
@@ -303,7 +314,7 @@ func (s *Store) update(m MAC, fn func(txn *badger.Txn) (durable bool, err error)
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
 	}
-	return nil
+	return s.ackCommit(ack) // hook (ackjournal.go): journal it after Badger's fsync
 }
 
 // always adapts an admin write, which is always durable, to update.
