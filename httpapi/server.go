@@ -166,6 +166,7 @@ func (s *Server) routes() http.Handler {
 	admin(http.MethodDelete, "/nodes/:mac/reinstall", s.setReinstall(false))
 	admin(http.MethodPut, "/nodes/:mac/local-boot-config", s.putLocalBoot)
 	admin(http.MethodDelete, "/nodes/:mac/local-boot-config", s.deleteLocalBoot)
+	admin(http.MethodGet, "/backup", s.backup)
 
 	notFound := s.instrument("not_found", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
