@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -102,9 +103,13 @@ func tableOptions(dir string) table.Options {
 	}
 }
 
-// newest is a key's newest version seen in the files, and whether it is a
-// tombstone.
-type newest map[string]ackRec
+// seen is a key's newest version found, and whether it is a tombstone.
+type seen struct {
+	version uint64
+	deleted bool
+}
+
+type newest map[string]seen
 
 func (nw newest) visit(want map[string]ackRec) kvVisit {
 	return func(key []byte, version uint64, meta byte, _ []byte) {
@@ -113,33 +118,41 @@ func (nw newest) visit(want map[string]ackRec) kvVisit {
 			return
 		}
 		if cur, ok := nw[k]; !ok || version > cur.version {
-			nw[k] = ackRec{version: version, deleted: meta&metaDelete != 0}
+			nw[k] = seen{version: version, deleted: meta&metaDelete != 0}
 		}
 	}
 }
 
-// lostAcks lists the acknowledged keys the files do not hold at their
-// acknowledged version. A deletion whose tombstone a compaction has since
-// dropped is not lost.
-func lostAcks(acks map[string]ackRec, have func(string) (ackRec, bool)) (n int, example string) {
-	for k, a := range acks {
+// lostAcks lists the journaled changes the files do not hold at their
+// version or newer: every hard record, and each soft one that was synced
+// (covered) or written since the machine last booted. A deletion whose
+// tombstone a compaction has since dropped is not lost.
+func lostAcks(st ackState, have func(string) (seen, bool)) (lost []string, firstVersion uint64) {
+	covered, sameBoot := st.covered(), st.bootID != "" && st.bootID == bootID()
+	for k, a := range st.keys {
 		got, ok := have(k)
-		if (!ok && !a.deleted) || (ok && got.version < a.version) {
-			if n == 0 || k < example {
-				example = k
-			}
-			n++
+		need := a.hard
+		if a.soft > need && (sameBoot || a.soft <= covered) {
+			need = a.soft
+		}
+		if (!ok && need > 0 && !(need == a.hard && a.deleted)) || (ok && got.version < need) {
+			lost = append(lost, k)
 		}
 	}
-	return n, example
+	sort.Strings(lost)
+	if len(lost) > 0 {
+		a := st.keys[lost[0]]
+		firstVersion = max(a.hard, a.soft)
+	}
+	return lost, firstVersion
 }
 
 // preOpenCheck reads the directory without Badger and without writing; it
 // returns the acknowledgement journal for postOpenCheck.
-func preOpenCheck(path string, log *slog.Logger) (map[string]ackRec, error) {
+func preOpenCheck(path string, log *slog.Logger) (ackState, error) {
 	if err := checkAccess(path); err != nil {
 		log.Error("store: integrity check failed", "path", path, "err", err)
-		return nil, err
+		return ackState{}, err
 	}
 	acks, what, err := inspect(path)
 	switch {
@@ -155,33 +168,34 @@ func preOpenCheck(path string, log *slog.Logger) (map[string]ackRec, error) {
 	}
 	if err != nil {
 		log.Error("store: integrity check failed", "path", path, "problem", what, "err", err)
-		return nil, err
+		return ackState{}, err
 	}
 	return acks, nil
 }
 
 // inspect returns what is wrong with the directory (empty when nothing), or
 // an I/O error.
-func inspect(path string) (map[string]ackRec, string, error) {
+func inspect(path string) (ackState, string, error) {
+	var none ackState
 	acks, err := readAcks(path)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return nil, "", err
+			return none, "", err
 		}
-		return nil, "its acknowledgement journal is damaged (" + err.Error() + ")", nil
+		return none, "its acknowledgement journal is damaged (" + err.Error() + ")", nil
 	}
 	mi, err := readManifest(path)
 	if err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	tables, err := tableFiles(path)
 	if err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	walNames, err := walFiles(path)
 	if err != nil {
-		return nil, "", err
+		return none, "", err
 	}
 	have := newest{}
 	var (
@@ -190,32 +204,32 @@ func inspect(path string) (map[string]ackRec, string, error) {
 		recovered  uint64 // the newest version Badger will hold
 	)
 	for _, name := range walNames {
-		w, err := readWAL(name, have.visit(acks))
+		w, err := readWAL(name, have.visit(acks.keys))
 		if err != nil {
-			return nil, "", err
+			return none, "", err
 		}
 		wals, walEntries, recovered = append(wals, w), walEntries+w.entries, max(recovered, w.maxVersion)
 	}
 	if !mi.present {
-		if len(tables) > 0 || walEntries > 0 || len(acks) > 0 {
-			return nil, fmt.Sprintf("its MANIFEST is missing, yet %d tables and %d write-ahead-log entries are present", len(tables), walEntries), nil
+		if len(tables) > 0 || walEntries > 0 || len(acks.keys) > 0 {
+			return none, fmt.Sprintf("its MANIFEST is missing, yet %d tables and %d write-ahead-log entries are present", len(tables), walEntries), nil
 		}
 		return acks, "", nil
 	}
 	if mi.problem != "" {
-		return nil, mi.problem, nil
+		return none, mi.problem, nil
 	}
 	topt := tableOptions(path)
 	for id := range mi.live {
 		ti, ok := tables[id]
 		if !ok {
-			return nil, fmt.Sprintf("table %06d.sst, listed in the MANIFEST, is missing", id), nil
+			return none, fmt.Sprintf("table %06d.sst, listed in the MANIFEST, is missing", id), nil
 		}
-		if err := readTable(ti, topt, have.visit(acks)); err != nil {
-			return nil, "", err
+		if err := readTable(ti, topt, have.visit(acks.keys)); err != nil {
+			return none, "", err
 		}
 		if ti.problem != "" {
-			return nil, ti.problem, nil
+			return none, ti.problem, nil
 		}
 		recovered = max(recovered, ti.maxVersion)
 	}
@@ -224,23 +238,22 @@ func inspect(path string) (map[string]ackRec, string, error) {
 			continue // a table the MANIFEST deleted: Badger removes it
 		}
 		if err := readTable(ti, topt, nil); err != nil {
-			return nil, "", err
+			return none, "", err
 		}
 		if id <= mi.maxID || ti.problem != "" || ti.maxVersion > recovered {
-			return nil, fmt.Sprintf("table %s is not listed in the MANIFEST (it holds versions up to %d; the listed tables and write-ahead logs hold up to %d), so Badger would delete it",
+			return none, fmt.Sprintf("table %s is not listed in the MANIFEST (it holds versions up to %d; the listed tables and write-ahead logs hold up to %d), so Badger would delete it",
 				filepath.Base(ti.name), ti.maxVersion, recovered), nil
 		}
 	}
-	n, example := lostAcks(acks, func(k string) (ackRec, bool) { r, ok := have[k]; return r, ok })
-	if n > 0 {
-		what := fmt.Sprintf("%d acknowledged node changes are not in it (first: %s at version %d)", n, example, acks[example].version)
+	if lost, v := lostAcks(acks, func(k string) (seen, bool) { r, ok := have[k]; return r, ok }); len(lost) > 0 {
+		what := fmt.Sprintf("%d acknowledged node changes are not in it (first: %s at version %d)", len(lost), lost[0], v)
 		for _, w := range wals {
 			if w.damaged {
 				what += fmt.Sprintf("; write-ahead log %s is damaged at byte %d of %d", filepath.Base(w.name), w.validEnd, w.size)
 				break
 			}
 		}
-		return nil, what, nil
+		return none, what, nil
 	}
 	return acks, "", nil
 }
@@ -248,7 +261,7 @@ func inspect(path string) (map[string]ackRec, string, error) {
 // postOpenCheck asks Badger itself for every acknowledged key, so a loss
 // the file readers did not model still stops the start, then compacts and
 // opens the journal.
-func postOpenCheck(db *badger.DB, path string, acks map[string]ackRec, log *slog.Logger) (*ackJournal, error) {
+func postOpenCheck(db *badger.DB, path string, acks ackState, log *slog.Logger) (*ackJournal, error) {
 	have := newest{}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: []byte("n/")})
@@ -256,8 +269,8 @@ func postOpenCheck(db *badger.DB, path string, acks map[string]ackRec, log *slog
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
 			k := string(item.Key())
-			if _, seen := have[k]; !seen { // versions come newest first
-				have[k] = ackRec{version: item.Version(), deleted: item.IsDeletedOrExpired()}
+			if _, done := have[k]; !done { // versions come newest first
+				have[k] = seen{version: item.Version(), deleted: item.IsDeletedOrExpired()}
 			}
 		}
 		return nil
@@ -265,8 +278,8 @@ func postOpenCheck(db *badger.DB, path string, acks map[string]ackRec, log *slog
 	if err != nil {
 		return nil, err
 	}
-	if n, example := lostAcks(acks, func(k string) (ackRec, bool) { r, ok := have[k]; return r, ok }); n > 0 {
-		what := fmt.Sprintf("after Badger's recovery, %d acknowledged node changes are missing (first: %s at version %d)", n, example, acks[example].version)
+	if lost, v := lostAcks(acks, func(k string) (seen, bool) { r, ok := have[k]; return r, ok }); len(lost) > 0 {
+		what := fmt.Sprintf("after Badger's recovery, %d acknowledged node changes are missing (first: %s at version %d)", len(lost), lost[0], v)
 		err := damagedError(path, what)
 		log.Error("store: integrity check failed", "path", path, "problem", what)
 		return nil, err

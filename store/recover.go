@@ -104,13 +104,13 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 	if acks, err := readAcks(from); err != nil {
 		rep.Unreadable = append(rep.Unreadable, "acknowledgement journal: "+err.Error()+" (lost acknowledged changes cannot be listed)")
 	} else {
-		for k, a := range acks {
-			got, ok := keys[k]
-			if (!ok && !a.deleted) || (ok && got.version < a.version) {
-				rep.LostAcks = append(rep.LostAcks, MAC(strings.TrimPrefix(k, "n/")))
-			}
+		lost, _ := lostAcks(acks, func(k string) (seen, bool) {
+			v, ok := keys[k]
+			return seen{version: v.version, deleted: v.deleted}, ok
+		})
+		for _, k := range lost {
+			rep.LostAcks = append(rep.LostAcks, MAC(strings.TrimPrefix(k, "n/")))
 		}
-		sort.Slice(rep.LostAcks, func(i, j int) bool { return rep.LostAcks[i] < rep.LostAcks[j] })
 	}
 	s, err := Open(to, Options{Logger: log})
 	if err != nil {

@@ -191,7 +191,7 @@ func (s *Store) syncLoop(every time.Duration) {
 			return
 		case <-t.C:
 			if s.dirty.Swap(false) {
-				if err := s.db.Sync(); err != nil {
+				if err := s.syncAndMark(); err != nil { // hook (ackjournal.go): s.db.Sync, then a sync mark
 					s.dirty.Store(true)
 					s.log.Error("store: background sync failed", "path", s.path, "err", err)
 				}
@@ -206,7 +206,7 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() {
 		close(s.stop)
 		<-s.done
-		s.closeErr = errors.Join(s.db.Close(), s.acks.close()) // hook (ackjournal.go)
+		s.closeErr = s.closeAndMark() // hook (ackjournal.go): s.db.Close, then the journal
 	})
 	return s.closeErr
 }
