@@ -193,6 +193,7 @@ func (s *Server) routes() http.Handler {
 	admin(http.MethodDelete, "/nodes/:mac/profile", s.deleteProfile)
 	admin(http.MethodGet, "/nodes/:mac/decision", s.decision)
 	admin(http.MethodGet, "/profiles", s.listProfiles)
+	admin(http.MethodGet, "/backup", s.backup)
 
 	notFound := s.instrument("not_found", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
