@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -132,6 +133,9 @@ func (s *Server) updateGate() {
 	raw, err := splitProgram(s.filterNames, g)
 	if err == nil {
 		err = attachFilter(s.door, raw)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return // shutting down: transfers ending after the door closed
 	}
 	if err != nil {
 		s.log.Warn("TFTP socket filter not updated; the limits are still enforced per transfer", "err", err)
