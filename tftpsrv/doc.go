@@ -111,16 +111,18 @@
 // has no TFTP of its own: on BIOS machines the NIC's PXE ROM (iPXE in
 // QEMU) does it.
 //
-// Confirmed in QEMU 7.2 (TCG) against an RRQ logger on a tap in a network
-// namespace, dnsmasq handing out next-server + file (2026-11-30):
+// Confirmed in QEMU 7.2 (TCG) with bench/tftp/firmware/run.sh (an RRQ
+// logger on a tap in a network namespace, dnsmasq handing out next-server
+// + file), 2026-11-30:
 //   - SeaBIOS + the e1000 iPXE ROM (ipxe-qemu 1.0.0+git-20190125), no
 //     answer: RRQs at 0, 0.27, 0.81, 1.87, 3.90, 8.02 s from one source
 //     port, then "Connection timed out". ERROR 1: one RRQ, "No such file
-//     or directory"; ERROR 0: one RRQ, "Operation not supported".
+//     or directory"; ERROR 2: one RRQ, "Permission denied"; ERROR 0: one
+//     RRQ, "Operation not supported".
 //   - OVMF 2022.11, virtio-net without ROM (EDK2's PXE), no answer: RRQs
 //     at 0, 4.6, 9.6, 14.8, 20.9, 27.3 s from one source port, then
-//     "PXE-E18: Server response timeout". ERROR 1: one RRQ, "PXE-E23:
-//     Client received TFTP error from server", next boot option.
+//     "PXE-E18: Server response timeout". ERROR 1 or 4: one RRQ,
+//     "PXE-E23: Client received TFTP error from server", next boot option.
 //
 // Both retransmit from the same source port, so a request the filter held
 // back is served as soon as a slot frees, on the client's next resend.
