@@ -84,8 +84,9 @@
 // and counts them as busy or client_limit: no socket, no goroutine, no
 // reply. Requests already queued on pin/tftp's socket when the filter
 // closes are refused by the transfer handler with pin/tftp's code 1 (it
-// has no silent way out once it has opened the transfer's socket): a
-// handful (7 of 596 in one run of TestFloodFromOneHostDoesNotStarveAnother).
+// has no silent way out once it has opened the transfer's socket): at
+// most one burst's worth (TestFloodFromOneHostDoesNotStarveAnother, 600
+// RRQs in bursts of 50: 4 admitted, 46 refused so, 550 dropped unanswered).
 // A transfer past its deadline ends with an ERROR naming the deadline.
 //
 // Why silence means "busy". Every TFTP ERROR ends a firmware's boot; only
@@ -110,16 +111,18 @@
 // has no TFTP of its own: on BIOS machines the NIC's PXE ROM (iPXE in
 // QEMU) does it.
 //
-// Confirmed in QEMU 7.2 (TCG) against an RRQ logger on a tap in a network
-// namespace, dnsmasq handing out next-server + file (2026-11-30):
+// Confirmed in QEMU 7.2 (TCG) with bench/tftp/firmware/run.sh (an RRQ
+// logger on a tap in a network namespace, dnsmasq handing out next-server
+// + file), 2026-11-30:
 //   - SeaBIOS + the e1000 iPXE ROM (ipxe-qemu 1.0.0+git-20190125), no
 //     answer: RRQs at 0, 0.27, 0.81, 1.87, 3.90, 8.02 s from one source
 //     port, then "Connection timed out". ERROR 1: one RRQ, "No such file
-//     or directory"; ERROR 0: one RRQ, "Operation not supported".
+//     or directory"; ERROR 2: one RRQ, "Permission denied"; ERROR 0: one
+//     RRQ, "Operation not supported".
 //   - OVMF 2022.11, virtio-net without ROM (EDK2's PXE), no answer: RRQs
 //     at 0, 4.6, 9.6, 14.8, 20.9, 27.3 s from one source port, then
-//     "PXE-E18: Server response timeout". ERROR 1: one RRQ, "PXE-E23:
-//     Client received TFTP error from server", next boot option.
+//     "PXE-E18: Server response timeout". ERROR 1 or 4: one RRQ,
+//     "PXE-E23: Client received TFTP error from server", next boot option.
 //
 // Both retransmit from the same source port, so a request the filter held
 // back is served as soon as a slot frees, on the client's next resend.

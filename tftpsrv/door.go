@@ -125,5 +125,9 @@ func (s *Server) logRefusal(now time.Time, src net.Addr, re *RequestError) {
 	if re.Reason == "malformed" {
 		level = slog.LevelDebug
 	}
+	if re.Silent {
+		s.log.Log(context.Background(), level, "TFTP request held back, not answered (the client will ask again)", "client", src.String(), "reason", re.Reason, "err", re.Message)
+		return
+	}
 	s.log.Log(context.Background(), level, "TFTP request refused", "client", src.String(), "reason", re.Reason, "code", int(re.Code), "err", re.Message)
 }

@@ -4,19 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
 )
 
-// DefaultPerClientLimit caps the transfers under way for one client IP. A PXE ROM
-// or iPXE loads one file at a time: EDK2 asks for the size (an RRQ with
-// "tsize" that it ends with an ERROR) and only then for the file, and iPXE
-// retransmits its RRQ after 0.25 s, 0.5 s, 1 s... when no answer has come
-// yet, which pin/tftp takes for new transfers (the client keeps the first
-// to answer and the others time out within ~6 s). So one machine holds one
-// transfer, briefly two or three; 4 leaves room for that, and for two
-// machines behind one address (a BIOS and a UEFI VM on a NAT'd host),
+// DefaultPerClientLimit caps the transfers under way for one client IP. A
+// PXE ROM or iPXE loads one file at a time: EDK2 asks for the size (an RRQ
+// with "tsize" that it ends with an ERROR) and only then for the file, and
+// iPXE resends its RRQ 0.25 s, 0.75 s, 1.75 s... after the first while no
+// answer has come, which pin/tftp takes for new transfers (the client keeps
+// the first to answer; the others time out within ~6 s). So one machine
+// holds one transfer, briefly two or three; 4 leaves room for that, and for
+// two machines behind one address (a BIOS and a UEFI VM on a NAT'd host),
 // while a single LAN host can no longer take more than 4 of the
 // maxActiveTransfers slots. Config.PerClientLimit overrides it.
 const DefaultPerClientLimit = 4
@@ -27,11 +28,11 @@ const DefaultPerClientLimit = 4
 //
 // slowRate is 16 KiB/s: 32 blocks of 512 bytes (the smallest block size)
 // a second, a block every 31 ms. A PXE ROM on a LAN ACKs within a
-// millisecond, so 31 ms a block is a link far worse than any we boot
-// over. deadlineSlack (30 s) pays for 30 lost
-// blocks at the 1 s resend timeout on top. For Debian's ipxe.efi
-// (850 KB) that is 30 s + 52 s = 82 s, where a client ACKing every 0.8 s
-// would otherwise hold its slot for 22 minutes (1,661 blocks).
+// millisecond, so 31 ms a block is a link far worse than any we boot over.
+// deadlineSlack (30 s) pays on top for 30 lost blocks at the 1 s resend
+// timeout. For Debian's ipxe.efi (850 KB) that is 30 s + 52 s = 82 s, where
+// a client ACKing a block every 0.8 s would otherwise hold its slot for 22
+// minutes (1,662 blocks of 512 bytes).
 const (
 	slowRate      = 16 << 10 // bytes per second
 	deadlineSlack = 30 * time.Second
@@ -132,6 +133,9 @@ func (s *Server) updateGate() {
 	raw, err := splitProgram(s.filterNames, g)
 	if err == nil {
 		err = attachFilter(s.door, raw)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return // shutting down: transfers ending after the door closed
 	}
 	if err != nil {
 		s.log.Warn("TFTP socket filter not updated; the limits are still enforced per transfer", "err", err)
