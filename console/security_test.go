@@ -163,3 +163,23 @@ func TestConsoleMetrics(t *testing.T) {
 		`pxe_pilot_console_actions_total{action="reinstall"} 0`,
 		`pxe_pilot_console_live_streams 0`)
 }
+
+// TestFactsAreEscaped: what a machine says about itself is text on every
+// page, never markup.
+func TestFactsAreEscaped(t *testing.T) {
+	a := newApp(t, "", nil)
+	evil := `<script>alert(1)</script><img src=x onerror=alert(2)>`
+	resp, err := http.Get(a.srv.URL + "/boot?" + url.Values{"mac": {mac1}, "product": {evil}, "manufacturer": {`"><b>x`}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	b := a.browser()
+	for _, path := range []string{"/ui/", "/ui/nodes/" + mac1} {
+		_, _, body := b.get(path)
+		if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") || strings.Contains(body, `"><b>x`) {
+			t.Errorf("GET %s renders a machine's facts as markup", path)
+		}
+		mustContain(t, path, body, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	}
+}
