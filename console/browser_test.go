@@ -140,6 +140,14 @@ func TestBrowser(t *testing.T) {
 	a.boot(mac)
 	step(t, ctx, "see the new node appear live", chromedp.WaitVisible(chromedp.CSS(`tr[data-mac="`+mac+`"]`)))
 	t.Logf("live update: /boot to the row in the page's DOM in %s", seenAfter(t, ctx, start))
+	// Installer progress and an outcome arrive the same way.
+	a.report("52:54:00:00:00:02", "progress", "curtin: writing the bootloader (90%)")
+	step(t, ctx, "see installer progress live", chromedp.WaitVisible(chromedp.Search(`//tr[@data-mac="52:54:00:00:00:02"]/td[contains(., "writing the bootloader")]`)))
+	a.report("52:54:00:00:00:02", "failed", "no network for the mirror")
+	step(t, ctx, "see the failure live", chromedp.WaitVisible(chromedp.Search(`//tr[@data-mac="52:54:00:00:00:02"]/td[contains(., "no network for the mirror")]`)))
+	if got := text(t, ctx, "#count-failed"); got != "2" {
+		t.Errorf("live failed count = %q, want 2", got)
+	}
 	if got := text(t, ctx, "#count-total"); got != "6" {
 		t.Errorf("live total count = %q, want 6", got)
 	}
