@@ -113,6 +113,21 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return // the store is closing
 			}
+			// Take what else is waiting, so a burst of boots costs one
+			// counts event, not one per boot.
+			batch := append(make([]store.Change, 0, 16), ch)
+		drain:
+			for len(batch) < 256 {
+				select {
+				case more, ok := <-sub.C:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, more)
+				default:
+					break drain
+				}
+			}
 			if sub.Lagged() {
 				c.metrics.resyncs.Inc()
 				if !send("resync", struct{}{}) {
@@ -120,34 +135,43 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 				}
 				continue
 			}
-			var ok2 bool
-			if fleetView {
-				ok2 = c.sendFleet(send, ch, filter, after, next)
-			} else {
-				ok2 = c.sendNode(send, ch, nodeMAC)
+			for _, ch := range batch {
+				var sent bool
+				if fleetView {
+					sent = c.sendRow(send, ch, filter, after, next)
+				} else {
+					sent = c.sendNode(send, ch, nodeMAC)
+				}
+				if !sent {
+					return
+				}
 			}
-			if !ok2 {
+			if fleetView && !c.sendCounts(send) {
 				return
 			}
 		}
 	}
 }
 
-// sendFleet tells a fleet page about one change: the counts, and the row
-// if it belongs on this page (inside the page's MAC range and the filter).
-func (c *Console) sendFleet(send func(string, any) bool, ch store.Change, f store.Filter, after, next store.MAC) bool {
-	if cnt, err := c.cfg.Store.CountByState(); err == nil {
-		out := map[string]int{}
-		total := 0
-		for _, s := range store.States {
-			out[string(s)] = cnt[s]
-			total += cnt[s]
-		}
-		out["total"] = total
-		if !send("counts", out) {
-			return false
-		}
+// sendCounts tells a fleet page the number of nodes per state.
+func (c *Console) sendCounts(send func(string, any) bool) bool {
+	cnt, err := c.cfg.Store.CountByState()
+	if err != nil {
+		return true
 	}
+	out := map[string]int{}
+	total := 0
+	for _, s := range store.States {
+		out[string(s)] = cnt[s]
+		total += cnt[s]
+	}
+	out["total"] = total
+	return send("counts", out)
+}
+
+// sendRow tells a fleet page about one change if it belongs on this page
+// (inside the page's MAC range and the filter).
+func (c *Console) sendRow(send func(string, any) bool, ch store.Change, f store.Filter, after, next store.MAC) bool {
 	inRange := ch.MAC > after && (next == "" || ch.MAC <= next)
 	if !inRange {
 		return true
