@@ -148,7 +148,6 @@ type fleetData struct {
 	First     string // URL of the first page, "" on it
 	Live      string // the live stream's URL for this view
 	After     string
-	NextMAC   string
 	States    []store.State
 	Profiles  []string
 	Since     []struct{ Value, Label string }
@@ -230,7 +229,7 @@ func (c *Console) fleet(w http.ResponseWriter, r *http.Request) {
 		if after != "" {
 			d.First = Prefix + "?" + v.Encode()
 		}
-		d.After, d.NextMAC = string(after), string(next)
+		d.After = string(after)
 		v.Set("after", string(after))
 		v.Set("next", string(next))
 		d.Live = Prefix + "events?" + v.Encode()
