@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
 // BackupStatusTrailer ends every GET /backup: "ok" when the whole backup was
@@ -14,15 +16,10 @@ import (
 // tell a complete backup from a broken one after a 200 status.
 const BackupStatusTrailer = "X-Backup-Status"
 
-// backuper is the store's online backup (store.Store.Backup).
-type backuper interface {
-	Backup(io.Writer) error
-}
-
 // backup streams a consistent snapshot of the database (Badger's backup
 // format; pxe-pilot restore loads it) while the appliance keeps serving.
 func (s *Server) backup(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	b, ok := s.cfg.Store.(backuper)
+	b, ok := s.cfg.Store.(store.Backuper)
 	if !ok {
 		writeError(w, http.StatusNotImplemented, "this store cannot write backups")
 		return

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -114,5 +116,78 @@ func TestAckJournalStaysSmall(t *testing.T) {
 	}
 	if max := int64(2*(64+20*40) + ackSlack); fi.Size() > max {
 		t.Errorf("journal is %d bytes after 100 admin writes and 3,276 boots of 10 nodes, want at most %d", fi.Size(), max)
+	}
+}
+
+// TestJournalConcurrentWritersReopen: admin writes, boots and deletions
+// from many goroutines, enough to rewrite the journal, then clean and
+// crash-free reopens: never a false refusal.
+func TestJournalConcurrentWritersReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{SyncInterval: time.Millisecond})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				m := macN(g*1000 + i%40)
+				var err error
+				switch i % 10 {
+				case 0:
+					_, err = s.SetReinstall(m, true, t0)
+				case 9:
+					err = s.Delete(m)
+					if errors.Is(err, ErrNotFound) {
+						err = nil
+					}
+				default:
+					_, _, err = s.RecordBoot(m, Sighting{Time: t0.Add(time.Duration(i) * time.Second)}, localDecision)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	want, _ := s.List()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 2; round++ {
+		r, err := Open(dir, Options{Logger: quiet})
+		if err != nil {
+			t.Fatalf("reopen %d: %v", round, err)
+		}
+		got, _ := r.List()
+		if len(got) != len(want) {
+			t.Errorf("reopen %d: %d nodes, want %d", round, len(got), len(want))
+		}
+		r.Close()
+	}
+}
+
+// TestOpenWithoutJournal: a database written by a version without the
+// journal (or whose journal was removed) opens, and gets one.
+func TestOpenWithoutJournal(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	if _, err := s.SetReinstall(macN(1), true, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, ackFileName)); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, dir, Options{})
+	if n, err := r.Get(macN(1)); err != nil || !n.Reinstall {
+		t.Fatalf("%+v %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ackFileName)); err != nil {
+		t.Errorf("no journal after the open: %v", err)
 	}
 }

@@ -147,6 +147,9 @@ func lostAcks(st ackState, have func(string) (seen, bool)) (lost []string, first
 	return lost, firstVersion
 }
 
+// keyName shows a node key as its MAC.
+func keyName(k string) string { return strings.TrimPrefix(k, "n/") }
+
 // preOpenCheck reads the directory without Badger and without writing; it
 // returns the acknowledgement journal for postOpenCheck.
 func preOpenCheck(path string, log *slog.Logger) (ackState, error) {
@@ -167,7 +170,12 @@ func preOpenCheck(path string, log *slog.Logger) (ackState, error) {
 		err = damagedError(path, what)
 	}
 	if err != nil {
-		log.Error("store: integrity check failed", "path", path, "problem", what, "err", err)
+		if what == "" {
+			log.Error("store: integrity check failed", "path", path, "err", err)
+		} else {
+			log.Error("store: integrity check failed", "path", path, "problem", what,
+				"fix", "restore a backup (pxe-pilot restore) or pxe-pilot recover --from "+path+" --to <new dir>")
+		}
 		return ackState{}, err
 	}
 	return acks, nil
@@ -246,7 +254,7 @@ func inspect(path string) (ackState, string, error) {
 		}
 	}
 	if lost, v := lostAcks(acks, func(k string) (seen, bool) { r, ok := have[k]; return r, ok }); len(lost) > 0 {
-		what := fmt.Sprintf("%d acknowledged node changes are not in it (first: %s at version %d)", len(lost), lost[0], v)
+		what := fmt.Sprintf("%d acknowledged node changes are not in it (first: node %s at version %d)", len(lost), keyName(lost[0]), v)
 		for _, w := range wals {
 			if w.damaged {
 				what += fmt.Sprintf("; write-ahead log %s is damaged at byte %d of %d", filepath.Base(w.name), w.validEnd, w.size)
@@ -279,7 +287,7 @@ func postOpenCheck(db *badger.DB, path string, acks ackState, log *slog.Logger) 
 		return nil, err
 	}
 	if lost, v := lostAcks(acks, func(k string) (seen, bool) { r, ok := have[k]; return r, ok }); len(lost) > 0 {
-		what := fmt.Sprintf("after Badger's recovery, %d acknowledged node changes are missing (first: %s at version %d)", len(lost), lost[0], v)
+		what := fmt.Sprintf("after Badger's recovery, %d acknowledged node changes are missing (first: node %s at version %d)", len(lost), keyName(lost[0]), v)
 		err := damagedError(path, what)
 		log.Error("store: integrity check failed", "path", path, "problem", what)
 		return nil, err
