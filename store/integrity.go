@@ -17,11 +17,16 @@ package store
 //     before its MANIFEST record). Anything else is data Badger would throw
 //     away on open.
 //   - Acknowledgements (ackjournal.go): every node change the store
-//     acknowledged as durable is in a table the MANIFEST lists or in the
-//     part of a write-ahead log that Badger will replay, at its version or
-//     newer. This catches damage inside a log, a lost log file and a
-//     MANIFEST that lost records at a record boundary, without guessing
-//     which bytes Badger would have written.
+//     acknowledged as durable, and every boot it committed that no reboot
+//     can have lost since, is in a table the MANIFEST lists or in the part
+//     of a write-ahead log that Badger will replay, at its version or newer.
+//     This catches damage inside a log, a lost log file and a MANIFEST that
+//     lost records at a record boundary, without guessing which bytes Badger
+//     would have written.
+//
+// postOpenCheck asks Badger the same question after it has opened the
+// directory: a backstop for anything the file readers did not model. By
+// then Badger may have truncated a log, so its refusal says so.
 //
 // A MANIFEST that ends in a partial record is refused even though Badger
 // would truncate it and carry on: a SIGKILL cannot tear the MANIFEST (Badger
