@@ -17,11 +17,16 @@ package store
 //     before its MANIFEST record). Anything else is data Badger would throw
 //     away on open.
 //   - Acknowledgements (ackjournal.go): every node change the store
-//     acknowledged as durable is in a table the MANIFEST lists or in the
-//     part of a write-ahead log that Badger will replay, at its version or
-//     newer. This catches damage inside a log, a lost log file and a
-//     MANIFEST that lost records at a record boundary, without guessing
-//     which bytes Badger would have written.
+//     acknowledged as durable, and every boot it committed that no reboot
+//     can have lost since, is in a table the MANIFEST lists or in the part
+//     of a write-ahead log that Badger will replay, at its version or newer.
+//     This catches damage inside a log, a lost log file and a MANIFEST that
+//     lost records at a record boundary, without guessing which bytes Badger
+//     would have written.
+//
+// postOpenCheck asks Badger the same question after it has opened the
+// directory: a backstop for anything the file readers did not model. By
+// then Badger may have truncated a log, so its refusal says so.
 //
 // A MANIFEST that ends in a partial record is refused even though Badger
 // would truncate it and carry on: a SIGKILL cannot tear the MANIFEST (Badger
@@ -51,9 +56,19 @@ import (
 var ErrDamaged = errors.New("database is damaged")
 
 func damagedError(path, what string) error {
-	return fmt.Errorf("database at %s is damaged: %s. Nothing in it was changed. Do not delete it or move it aside to start empty: pending reinstalls would be lost. "+
+	return damaged(path, what, "Nothing in it was changed.")
+}
+
+// damagedAfterOpen is damagedError for what only Badger's own recovery
+// revealed: by then Badger may have truncated a damaged log.
+func damagedAfterOpen(path, what string) error {
+	return damaged(path, what, "Badger has replayed its logs (it may have truncated a damaged one); copy the directory before anything else.")
+}
+
+func damaged(path, what, changed string) error {
+	return fmt.Errorf("database at %s is damaged: %s. %s Do not delete it or move it aside to start empty: pending reinstalls would be lost. "+
 		"Safe way out: restore a backup into a new directory (pxe-pilot restore <file> --to <new dir>), or salvage what is readable (pxe-pilot recover --from %s --to <new dir>; it reports what it could not read), then set DATABASE_PATH to the new directory: %w",
-		path, what, path, ErrDamaged)
+		path, what, changed, path, ErrDamaged)
 }
 
 // accessError explains a directory the process cannot use although nothing
@@ -288,7 +303,7 @@ func postOpenCheck(db *badger.DB, path string, acks ackState, log *slog.Logger) 
 	}
 	if lost, v := lostAcks(acks, func(k string) (seen, bool) { r, ok := have[k]; return r, ok }); len(lost) > 0 {
 		what := fmt.Sprintf("after Badger's recovery, %d acknowledged node changes are missing (first: node %s at version %d)", len(lost), keyName(lost[0]), v)
-		err := damagedError(path, what)
+		err := damagedAfterOpen(path, what)
 		log.Error("store: integrity check failed", "path", path, "problem", what)
 		return nil, err
 	}

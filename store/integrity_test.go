@@ -134,3 +134,19 @@ func BenchmarkIntegrityCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestPostOpenBackstop: what Badger itself recovered is checked too, and a
+// refusal then does not claim the directory is unchanged.
+func TestPostOpenBackstop(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	if _, err := s.SetReinstall(macN(1), true, t0); err != nil {
+		t.Fatal(err)
+	}
+	acks := ackState{keys: map[string]ackRec{string(nodeKey(macN(1))): {hard: 1 << 40}}}
+	_, err := postOpenCheck(s.db, dir, acks, quiet)
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "after Badger's recovery, 1 acknowledged node changes are missing (first: node "+string(macN(1))) ||
+		strings.Contains(err.Error(), "Nothing in it was changed") {
+		t.Fatalf("postOpenCheck = %v", err)
+	}
+}

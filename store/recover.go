@@ -12,6 +12,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // RecoverReport says what Recover salvaged and what it could not.
@@ -65,7 +70,8 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 		keys[string(key)] = salvaged{version: version, deleted: meta&metaDelete != 0,
 			inVlog: meta&metaValuePointer != 0, value: append([]byte(nil), value...)}
 	}
-	if mi, err := readManifest(from); err != nil {
+	mi, err := readManifest(from)
+	if err != nil {
 		rep.Unreadable = append(rep.Unreadable, "MANIFEST: "+err.Error())
 	} else if !mi.present {
 		rep.Unreadable = append(rep.Unreadable, "MANIFEST: missing (every table was read anyway)")
@@ -75,6 +81,11 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 	tables, err := tableFiles(from)
 	if err != nil {
 		return rep, err
+	}
+	for id := range mi.live {
+		if tables[id] == nil {
+			rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("table %06d.sst, listed in the MANIFEST, is missing", id))
+		}
 	}
 	ids := make([]uint64, 0, len(tables))
 	for id := range tables {
@@ -87,7 +98,7 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 		if err := readTable(ti, topt, visit); err != nil {
 			rep.Unreadable = append(rep.Unreadable, fmt.Sprintf("table %s: %v", filepath.Base(ti.name), err))
 		} else if ti.problem != "" {
-			rep.Unreadable = append(rep.Unreadable, ti.problem+" (skipped)")
+			rep.Unreadable = append(rep.Unreadable, ti.problem+"; "+salvageTable(ti, topt, visit))
 		}
 	}
 	wals, err := walFiles(from)
@@ -194,4 +205,57 @@ func emptyTarget(dir string) error {
 		return fmt.Errorf("target %s is not empty; give a new or empty directory (nothing was written)", dir)
 	}
 	return nil
+}
+
+// salvageTable reads a table that failed verification block by block,
+// skipping the blocks whose checksum fails, and says what it got.
+func salvageTable(ti *tableInfo, topt table.Options, visit kvVisit) string {
+	mf, err := z.OpenMmapFile(ti.name, os.O_RDONLY, 0)
+	if err != nil {
+		return "nothing salvaged (" + err.Error() + ")"
+	}
+	defer mf.Close(-1) // never truncate, never delete
+	topt.ChkMode = options.OnBlockRead
+	var t *table.Table
+	if !survives(func() { t, err = table.OpenTable(mf, topt) }) || err != nil {
+		return "nothing salvaged (its index is unreadable)"
+	}
+	starts := t.KeySplits(1<<30, nil) // every block's first key
+	bad := 0
+	for i, start := range starts {
+		var next []byte
+		if i+1 < len(starts) {
+			next = []byte(starts[i+1])
+		}
+		n := 0
+		survives(func() {
+			it := t.NewIterator(0)
+			defer it.Close()
+			for it.Seek([]byte(start)); it.Valid(); it.Next() {
+				k := it.Key()
+				if next != nil && y.CompareKeys(k, next) >= 0 {
+					break
+				}
+				v := it.Value()
+				visit(y.ParseKey(k), y.ParseTs(k), v.Meta, v.Value)
+				n++
+			}
+		})
+		if n == 0 {
+			bad++
+		}
+	}
+	return fmt.Sprintf("%d of its %d blocks unreadable, the others salvaged", bad, len(starts))
+}
+
+// survives runs fn, reporting false if it panicked (Badger's table code
+// panics on some damage instead of returning an error).
+func survives(fn func()) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	fn()
+	return true
 }
