@@ -46,6 +46,9 @@ func (s *Server) listNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.
 		s.storeError(w, "list", "", err)
 		return
 	}
+	for i := range nodes {
+		nodes[i] = nodes[i].Public()
+	}
 	writeJSON(w, http.StatusOK, map[string][]store.Node{"nodes": nodes})
 }
 
@@ -59,7 +62,7 @@ func (s *Server) getNode(w http.ResponseWriter, _ *http.Request, p httprouter.Pa
 		s.storeError(w, "get", mac, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 func (s *Server) deleteNode(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
@@ -102,7 +105,7 @@ func (s *Server) setReinstall(on bool) httprouter.Handle {
 		}
 		s.m.ReinstallChanges.WithLabelValues(action).Inc()
 		s.log.Info("reinstall "+action, "mac", mac, "state", n.State)
-		writeJSON(w, http.StatusOK, n)
+		writeJSON(w, http.StatusOK, n.Public())
 	}
 }
 
@@ -144,7 +147,7 @@ func (s *Server) putLocalBoot(w http.ResponseWriter, r *http.Request, p httprout
 		return
 	}
 	s.log.Info("local-boot script set", "mac", mac, "script", script)
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 func (s *Server) deleteLocalBoot(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
@@ -161,7 +164,7 @@ func (s *Server) deleteLocalBoot(w http.ResponseWriter, _ *http.Request, p httpr
 		s.storeError(w, "set_local_boot", mac, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 // jsonProblem words a decoding error for a person.
