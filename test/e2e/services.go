@@ -126,6 +126,7 @@ func stopCapture(p *proc) {
 // the autoinstall seed path, and the reference iPXE script. It records every
 // request so scenarios can tell what the firmware fetched.
 type fileServer struct {
+	mux    *http.ServeMux
 	srv    *http.Server
 	ln     net.Listener
 	mu     sync.Mutex
@@ -152,6 +153,7 @@ func newFileServer(ns, kernel, initrd string) (*fileServer, error) {
 			"kernel http://%[1]s/ubuntu/vmlinuz initrd=initrd console=ttyS0 quiet autoinstall ds=nocloud-net;s=http://%[1]s/autoinstall/${mac}/\n"+
 			"initrd --name initrd http://%[1]s/ubuntu/initrd\nboot\n", filesIP+":"+filesPort)
 	})
+	fs.mux = mux
 	fs.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fs.mu.Lock()
@@ -166,6 +168,12 @@ func newFileServer(ns, kernel, initrd string) (*fileServer, error) {
 		_ = fs.srv.Serve(ln)
 	}()
 	return fs, nil
+}
+
+// serveFile adds GET urlPath answering with the local file (a scenario's
+// own installer, e.g. Debian's d-i).
+func (fs *fileServer) serveFile(urlPath, local string) {
+	fs.mux.HandleFunc("GET "+urlPath, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, local) })
 }
 
 // requests returns and clears the request log.
