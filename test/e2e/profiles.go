@@ -28,7 +28,8 @@ const (
 	macUnknown  = "52:54:00:e2:b1:91"
 	macDebianB  = "52:54:00:e2:b1:92"
 	macDebianU  = "52:54:00:e2:ef:93"
-	diMemoryMiB = 1536 // below ~1.5 GiB d-i stops at its low-memory note
+	macSilent   = "52:54:00:e2:b1:94" // no VM: the test asks /boot as iPXE would
+	diMemoryMiB = 1536                // below ~1.5 GiB d-i stops at its low-memory note
 )
 
 // profilesYAML is the appliance's PXE_PROFILES_FILE for the profile
@@ -168,13 +169,14 @@ func untilState(a *appliance, mac, want string) func(string) string {
 
 // event is one entry of GET /nodes/<mac>/events.
 type event struct {
-	Type     string `json:"type"`
-	IP       string `json:"ip"`
-	Decision string `json:"decision"`
-	Reason   string `json:"reason"`
-	Profile  string `json:"profile"`
-	Rule     string `json:"rule"`
-	State    string `json:"state"`
+	Time     time.Time `json:"time"`
+	Type     string    `json:"type"`
+	IP       string    `json:"ip"`
+	Decision string    `json:"decision"`
+	Reason   string    `json:"reason"`
+	Profile  string    `json:"profile"`
+	Rule     string    `json:"rule"`
+	State    string    `json:"state"`
 }
 
 func events(t *testing.T, a *appliance, mac string) []event {
