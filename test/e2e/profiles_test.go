@@ -34,11 +34,6 @@ import (
 // becomes failed "stalled" no sooner than 20 s later. (d-i needs
 // longer than 20 s from its boot to its first word, the preseed download,
 // so the first run keeps the default timeout.)
-// busyboxTimeout bounds a fake installer's boot here: twice the suite's
-// BIOS bound, as these VMs also bring up their NIC and report (seen taking
-// 50 s with other engineers' builds on the 2 cores).
-const busyboxTimeout = 2 * 90 * time.Second
-
 func TestProfiles(t *testing.T) {
 	if _, err := applianceBinary(s.work); err != nil {
 		t.Fatal(err)
@@ -66,7 +61,7 @@ func TestProfiles(t *testing.T) {
 
 	t.Run("unknown-machine-gets-default", func(t *testing.T) {
 		setReinstall(t, a, macUnknown)
-		res := scenarioBoot(t, a, nil, vmSpec{name: "p1-bios-unknown-default", fw: bios, mac: macUnknown, timeout: busyboxTimeout}, markerInstaller)
+		res := scenarioBoot(t, a, nil, vmSpec{name: "p1-bios-unknown-default", fw: bios, mac: macUnknown, timeout: timeoutFor(bios)}, markerInstaller)
 		checkInstallerCmdline(t, res, macUnknown) // the seed's command line: the default profile
 		if strings.Contains(res.cmdline, "pxe_report=") {
 			t.Errorf("the unknown machine got the busybox profile's command line: %q", res.cmdline)
@@ -80,7 +75,7 @@ func TestProfiles(t *testing.T) {
 
 	t.Run("group-rule-installer-reports-failure", func(t *testing.T) {
 		setReinstall(t, a, macLab)
-		res := scenarioBoot(t, a, nil, vmSpec{name: "p2-bios-lab-reports-failure", fw: bios, mac: macLab, timeout: busyboxTimeout}, markerInstaller)
+		res := scenarioBoot(t, a, nil, vmSpec{name: "p2-bios-lab-reports-failure", fw: bios, mac: macLab, timeout: timeoutFor(bios)}, markerInstaller)
 		want := "pxe_report=http://" + applianceIP + ":" + appPort + "/install/" + macLab + "/"
 		if !strings.Contains(res.cmdline, want) || !strings.Contains(res.cmdline, "/failed") {
 			t.Errorf("installer command line %q lacks the busybox profile's %s<token>/failed", res.cmdline, want)
