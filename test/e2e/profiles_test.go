@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,7 +45,11 @@ func TestProfiles(t *testing.T) {
 	s.files.serveFile("/debian/linux", filepath.Join(debianInstallerDir, "linux"))
 	s.files.serveFile("/debian/initrd.gz", filepath.Join(debianInstallerDir, "initrd.gz"))
 	file := writeProfilesFile(t)
-	db := filepath.Join(s.work, "profiles.db")
+	dbDir, err := os.MkdirTemp(s.work, "profiles-") // fresh per run (-count=2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dbDir, "db")
 
 	a, err := s.startAppliance("appliance-profiles-1", applianceOpts{db: db, proxy: true, env: []string{"PXE_PROFILES_FILE=" + file}})
 	if err != nil {

@@ -127,6 +127,7 @@ func stopCapture(p *proc) {
 // request so scenarios can tell what the firmware fetched.
 type fileServer struct {
 	mux    *http.ServeMux
+	extra  map[string]bool // paths added by serveFile
 	srv    *http.Server
 	ln     net.Listener
 	mu     sync.Mutex
@@ -171,8 +172,18 @@ func newFileServer(ns, kernel, initrd string) (*fileServer, error) {
 }
 
 // serveFile adds GET urlPath answering with the local file (a scenario's
-// own installer, e.g. Debian's d-i).
+// own installer, e.g. Debian's d-i). Adding a path again changes nothing
+// (-count=2 runs a test twice; ServeMux panics on a second pattern).
 func (fs *fileServer) serveFile(urlPath, local string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.extra == nil {
+		fs.extra = map[string]bool{}
+	}
+	if fs.extra[urlPath] {
+		return
+	}
+	fs.extra[urlPath] = true
 	fs.mux.HandleFunc("GET "+urlPath, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, local) })
 }
 
