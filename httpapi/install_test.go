@@ -253,3 +253,21 @@ func TestInstalledNeedsTokenOrAdminKey(t *testing.T) {
 		t.Errorf("last event %+v, want an installed event", last)
 	}
 }
+
+// TestInstallCallbackBodyCapped: the call-backs are open to the LAN and
+// read their body before the token is checked, so they read at most
+// 64 KiB of it (a bigger form is not parsed; the call-back still counts).
+func TestInstallCallbackBodyCapped(t *testing.T) {
+	e := newInstallEnv(t)
+	_, dir := e.startInstall("52:54:00:aa:cc:06")
+	body := "reporter=big&reason=from-a-huge-form&pad=" + strings.Repeat("a", 100<<10)
+	w := e.do("POST", dir+"failed", body, "Content-Type", "application/x-www-form-urlencoded")
+	wantCode(t, w, http.StatusOK)
+	n := jsonBody[store.Node](t, w)
+	if n.State != store.StateFailed || n.Install == nil {
+		t.Fatalf("after the failed call-back: %+v", n)
+	}
+	if n.Install.Reporter == "big" || n.Install.Reason == "from-a-huge-form" {
+		t.Errorf("a %d-byte form was parsed (reporter %q, reason %q); call-back bodies are capped at 64 KiB", len(body), n.Install.Reporter, n.Install.Reason)
+	}
+}
