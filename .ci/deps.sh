@@ -6,13 +6,14 @@
 # (pcaps), nmap (independent DHCP client), promtool (metrics lint),
 # systemd-analyze (unit check), iproute2 + util-linux (namespaces), curl
 # (TFTP client), libcap2-bin (setcap for the non-root image test), chromium
-# (the web console tests drive it headless).
+# (the web console tests drive it headless), debian-installer-12-netboot-amd64
+# (a real installer, d-i, for the e2e profile scenarios).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf dnsmasq-base tftpd-hpa tftp-hpa atftp
   busybox-static cpio linux-image-amd64 tcpdump nmap prometheus iproute2 procps
   kmod systemd dosfstools mtools git make ca-certificates curl libcap2-bin util-linux
-  chromium)
+  chromium debian-installer-12-netboot-amd64)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

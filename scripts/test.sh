@@ -16,4 +16,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 bash .ci/deps.sh
 go test -race -timeout 15m ./...
-go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/
+go test -tags e2e -count=1 -timeout 30m -v ./test/e2e/

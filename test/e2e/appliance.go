@@ -54,8 +54,9 @@ type appliance struct {
 }
 
 type applianceOpts struct {
-	db    string // DATABASE_PATH
-	proxy bool   // PXE_DHCP_PROXY_ENABLED
+	db    string   // DATABASE_PATH
+	proxy bool     // PXE_DHCP_PROXY_ENABLED
+	env   []string // more K=V settings (PXE_PROFILES_FILE, …)
 }
 
 func (st *suite) startAppliance(name string, o applianceOpts) (*appliance, error) {
@@ -86,6 +87,7 @@ func (st *suite) startAppliance(name string, o applianceOpts) (*appliance, error
 		"PXE_DHCP_PROXY_ENABLED=" + proxy,
 		"PXE_DHCP_INTERFACE=eth0",
 	}
+	env = append(env, o.env...)
 	// E2E_APPLIANCE_ENV="K=V K=V" adds or overrides settings, for
 	// bisecting a failure by hand (e.g. PXE_TFTP_LOOP_WINDOW=1s).
 	env = append(env, strings.Fields(os.Getenv("E2E_APPLIANCE_ENV"))...)

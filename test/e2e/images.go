@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"unicode/utf16"
 )
 
@@ -163,6 +164,13 @@ func writeUEFIDiskDir(dir string) error {
 // installerInit is /init of the fake installer: it proves the kernel and
 // initrd the appliance pointed at were booted, and shows the command line
 // (autoinstall URL with the MAC substituted) on the serial port.
+//
+// With pxe_report=<url> on its command line (a profile's template, e.g.
+// pxe_report={{.failed_url}}) it also acts as an installer that reports:
+// it loads the e1000 driver (the BIOS VMs' NIC; Debian builds it as a
+// module), brings eth0 up with udhcpc, POSTs to the URL with busybox wget
+// and prints the outcome before END-OF-INSTALLER, so the harness kills the
+// VM only after the call-back went out.
 const installerInit = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /dev /sys
 /bin/busybox mount -t proc proc /proc
@@ -171,16 +179,60 @@ const installerInit = `#!/bin/busybox sh
   echo
   echo ` + markerInstaller + `
   echo "CMDLINE: $(/bin/busybox cat /proc/cmdline)"
-  echo END-OF-INSTALLER
 } > /dev/ttyS0
+report=
+for arg in $(/bin/busybox cat /proc/cmdline); do
+  case "$arg" in pxe_report=*) report="${arg#pxe_report=}" ;; esac
+done
+if [ -n "$report" ]; then
+  exec > /dev/ttyS0 2>&1
+  /bin/busybox mount -t sysfs sysfs /sys
+  /bin/busybox insmod /lib/modules/e1000.ko
+  /bin/busybox ip link set lo up
+  /bin/busybox ip link set eth0 up
+  /bin/busybox udhcpc -i eth0 -n -q -t 20 -T 1 -s /bin/udhcpc.script
+  if /bin/busybox wget -q -O - --post-data 'reporter=e2e-busybox&reason=` + reportedReason + `' "$report"; then
+    echo
+    echo PXE-REPORT-SENT
+  else
+    echo PXE-REPORT-FAILED
+  fi
+fi
+echo END-OF-INSTALLER > /dev/ttyS0
 /bin/busybox poweroff -f
 `
 
+// reportedReason is the failure reason the reporting fake installer sends.
+const reportedReason = "e2e-installer-says-disk-missing"
+
+// udhcpcScript configures the lease udhcpc got (busybox ships none).
+const udhcpcScript = `#!/bin/busybox sh
+case "$1" in
+deconfig) /bin/busybox ip link set "$interface" up ;;
+bound|renew) /bin/busybox ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up ;;
+esac
+`
+
+// e1000Module is the BIOS VMs' NIC driver for the running kernel's version
+// (the one findKernel picked), or "" when the kernel has none.
+func e1000Module(kernel string) string {
+	ver := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
+	m := filepath.Join("/lib/modules", ver, "kernel/drivers/net/ethernet/intel/e1000/e1000.ko")
+	if _, err := os.Stat(m); err != nil {
+		return ""
+	}
+	return m
+}
+
 // buildInstallerInitrd writes a newc cpio (via busybox-static and cpio, the
-// Debian tools) holding /init and /bin/busybox.
-func buildInstallerInitrd(workDir, out string) error {
+// Debian tools) holding /init, /bin/busybox, the udhcpc script and, when
+// the kernel has it, the e1000 driver.
+func buildInstallerInitrd(workDir, kernel, out string) error {
 	root := filepath.Join(workDir, "initrd-root")
 	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "lib", "modules"), 0o755); err != nil {
 		return err
 	}
 	bb, err := os.ReadFile("/bin/busybox")
@@ -193,6 +245,16 @@ func buildInstallerInitrd(workDir, out string) error {
 	if err := os.WriteFile(filepath.Join(root, "init"), []byte(installerInit), 0o755); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "udhcpc.script"), []byte(udhcpcScript), 0o755); err != nil {
+		return err
+	}
+	list := "init\nbin\nbin/busybox\nbin/udhcpc.script\nlib\nlib/modules\n"
+	if m := e1000Module(kernel); m != "" {
+		if err := copyFile(m, filepath.Join(root, "lib", "modules", "e1000.ko")); err != nil {
+			return err
+		}
+		list += "lib/modules/e1000.ko\n"
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -200,7 +262,7 @@ func buildInstallerInitrd(workDir, out string) error {
 	defer f.Close()
 	cmd := exec.Command("cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0")
 	cmd.Dir = root
-	cmd.Stdin = bytes.NewBufferString("init\nbin\nbin/busybox\n")
+	cmd.Stdin = bytes.NewBufferString(list)
 	cmd.Stdout = f
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

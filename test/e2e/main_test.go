@@ -82,6 +82,10 @@ func prerequisites() []string {
 		{"cpio", "cpio", onPath("cpio")},
 		{"/bin/busybox (statically linked)", "busybox-static", staticBusybox},
 		{"/boot/vmlinuz-* (an EFI-stub kernel)", "linux-image-amd64", func() bool { return findKernel() != "" }},
+		{"the e1000 module of that kernel (the reporting fake installer's NIC)", "linux-image-amd64", func() bool { return e1000Module(findKernel()) != "" }},
+		{debianInstallerDir + "/{linux,initrd.gz} (Debian's d-i netboot)", "debian-installer-12-netboot-amd64", func() bool {
+			return exists(filepath.Join(debianInstallerDir, "linux"))() && exists(filepath.Join(debianInstallerDir, "initrd.gz"))()
+		}},
 	}
 	var missing []string
 	if os.Geteuid() != 0 {
@@ -138,7 +142,7 @@ func TestMain(m *testing.M) {
 		for _, p := range missing {
 			fmt.Fprintln(os.Stderr, "  - "+p)
 		}
-		fmt.Fprintln(os.Stderr, "CI installs: apt-get install -y qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq tcpdump iproute2 cpio busybox-static linux-image-amd64")
+		fmt.Fprintln(os.Stderr, "CI installs: apt-get install -y qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq tcpdump iproute2 cpio busybox-static linux-image-amd64 debian-installer-12-netboot-amd64")
 		os.Exit(1)
 	}
 	var err error
@@ -188,7 +192,7 @@ func setupSuite() (*suite, error) {
 	if err := os.WriteFile(st.serconFile, []byte{0xf8, 0x03}, 0o644); err != nil {
 		return st, err
 	}
-	if err := buildInstallerInitrd(work, st.initrd); err != nil {
+	if err := buildInstallerInitrd(work, st.kernel, st.initrd); err != nil {
 		return st, err
 	}
 	n, err := newNetwork(fmt.Sprintf("%s-%d", base, os.Getpid()))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ type vmSpec struct {
 	mac     string
 	timeout time.Duration
 	noNIC   bool // no network card at all: the disk target alone
+	memMiB  int  // guest memory; 0 means 512
+	// until, when set, is asked on every poll with the serial log so far;
+	// a non-empty answer is the marker reached (e.g. a real installer's
+	// call-back seen by the appliance) and ends the boot there.
+	until func(serial string) string
 }
 
 // vmResult is what the serial port showed.
@@ -50,8 +56,12 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 	var res vmResult
 	dir := s.artifacts
 	serialPath := filepath.Join(dir, spec.name+".serial.log")
+	mem := 512
+	if spec.memMiB > 0 {
+		mem = spec.memMiB
+	}
 	argv := []string{
-		"qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
+		"qemu-system-x86_64", "-accel", "tcg", "-m", strconv.Itoa(mem), "-smp", "1",
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-serial", "file:" + serialPath,
 		"-no-reboot",
@@ -119,6 +129,11 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 	for {
 		b, _ := os.ReadFile(serialPath)
 		serial := string(b)
+		if res.marker == "" && spec.until != nil {
+			if m := spec.until(serial); m != "" {
+				res.marker, res.elapsed = m, time.Since(start)
+			}
+		}
 		if res.marker == "" {
 			switch {
 			case strings.Contains(serial, markerInstaller):
@@ -129,7 +144,7 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 		}
 		// The installer prints its command line and then powers off; wait
 		// for the whole block (or the power-off) before judging.
-		done := res.marker == markerLocalDisk ||
+		done := res.marker == markerLocalDisk || (res.marker != "" && spec.until != nil) ||
 			(res.marker == markerInstaller && strings.Contains(serial, "END-OF-INSTALLER"))
 		if done || q.exited() || time.Now().After(deadline) {
 			if !done && res.marker == "" {

@@ -126,6 +126,8 @@ func stopCapture(p *proc) {
 // the autoinstall seed path, and the reference iPXE script. It records every
 // request so scenarios can tell what the firmware fetched.
 type fileServer struct {
+	mux    *http.ServeMux
+	extra  map[string]bool // paths added by serveFile
 	srv    *http.Server
 	ln     net.Listener
 	mu     sync.Mutex
@@ -152,6 +154,7 @@ func newFileServer(ns, kernel, initrd string) (*fileServer, error) {
 			"kernel http://%[1]s/ubuntu/vmlinuz initrd=initrd console=ttyS0 quiet autoinstall ds=nocloud-net;s=http://%[1]s/autoinstall/${mac}/\n"+
 			"initrd --name initrd http://%[1]s/ubuntu/initrd\nboot\n", filesIP+":"+filesPort)
 	})
+	fs.mux = mux
 	fs.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fs.mu.Lock()
@@ -166,6 +169,22 @@ func newFileServer(ns, kernel, initrd string) (*fileServer, error) {
 		_ = fs.srv.Serve(ln)
 	}()
 	return fs, nil
+}
+
+// serveFile adds GET urlPath answering with the local file (a scenario's
+// own installer, e.g. Debian's d-i). Adding a path again changes nothing
+// (-count=2 runs a test twice; ServeMux panics on a second pattern).
+func (fs *fileServer) serveFile(urlPath, local string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.extra == nil {
+		fs.extra = map[string]bool{}
+	}
+	if fs.extra[urlPath] {
+		return
+	}
+	fs.extra[urlPath] = true
+	fs.mux.HandleFunc("GET "+urlPath, func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, local) })
 }
 
 // requests returns and clears the request log.
