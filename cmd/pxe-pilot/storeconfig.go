@@ -89,7 +89,7 @@ func openStore(cfg config, log *slog.Logger) (store.Backend, string, error) {
 	where := "etcd at " + strings.Join(o.Endpoints, ",") + " under " + o.Prefix
 	st, err := etcdstore.Open(o)
 	if err != nil {
-		return nil, where, fmt.Errorf("PXE_STORE: %w (check PXE_ETCD_CA, PXE_ETCD_CERT and PXE_ETCD_KEY)", err)
+		return nil, where, fmt.Errorf("PXE_STORE: %w (check PXE_ETCD_CA, PXE_ETCD_CERT and PXE_ETCD_KEY; with PXE_ETCD_USERNAME set, etcd must answer at start-up and the password must be right)", err)
 	}
 	if err := st.Ping(); err != nil {
 		log.Warn("etcd does not answer yet; /health answers 503 and machines boot their disks until it does", "err", err)

@@ -116,9 +116,11 @@ type Store struct {
 var _ store.Backend = (*Store)(nil)
 
 // Open connects to etcd and starts the watch that keeps the counts and the
-// change feed. It does not wait for etcd: an appliance starts while etcd
-// is down, answers /health 503 and lets machines boot their disks until
-// etcd answers.
+// change feed. Without authentication it does not wait for etcd: an
+// appliance starts while etcd is down, answers /health 503 and lets
+// machines boot their disks until etcd answers. With a Username, the
+// client must log in first: Open fails after Timeout when etcd does not
+// answer, and at once on a wrong password.
 func Open(o Options) (*Store, error) {
 	if len(o.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints given")
@@ -142,7 +144,16 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	var dial time.Duration
+	if o.Username != "" {
+		// With authentication the client fetches its token inside New,
+		// which waits for etcd without end unless bounded: an appliance
+		// with a user set needs etcd at start-up, and fails after
+		// Timeout (its supervisor restarts it) instead of hanging.
+		dial = o.Timeout
+	}
 	cli, err := clientv3.New(clientv3.Config{
+		DialTimeout:          dial,
 		Endpoints:            o.Endpoints,
 		TLS:                  tlsCfg,
 		Username:             o.Username,

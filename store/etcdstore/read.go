@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -137,7 +138,7 @@ func (s *Store) Installing(fn func(store.Node) bool) error {
 	for _, kv := range resp.Kvs {
 		m := store.MAC(strings.TrimPrefix(string(kv.Key), s.prefix+"i/"))
 		n, err := s.Get(m)
-		if err == store.ErrNotFound {
+		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
