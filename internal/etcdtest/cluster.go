@@ -33,6 +33,14 @@ type Member struct {
 // Start starts an n-member cluster and waits until it has a leader.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, nil)
+}
+
+// StartWith is Start with a hook that adjusts each member's configuration
+// (TLS, for example) before it starts; a hook that changes the client
+// URLs' scheme changes Member.ClientURL with them.
+func StartWith(t testing.TB, n int, hook func(*embed.Config)) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	peers, clients := freePorts(t, n), freePorts(t, n)
 	var initial []string
@@ -60,8 +68,11 @@ func Start(t testing.TB, n int) *Cluster {
 		// keeps a 2-core CI box fast.
 		cfg.UnsafeNoFsync = true
 		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		if hook != nil {
+			hook(cfg)
+		}
 		cfgs[i] = cfg
-		c.Members = append(c.Members, &Member{Name: cfg.Name, ClientURL: client.String()})
+		c.Members = append(c.Members, &Member{Name: cfg.Name, ClientURL: cfg.AdvertiseClientUrls[0].String()})
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
