@@ -75,6 +75,17 @@ func (f *Feed) Publish(ch Change) {
 	}
 }
 
+// MarkLagged sets every subscriber's Lagged flag: the backend lost track
+// of some changes (a shared backend re-read its state after its watch was
+// cut) and readers should re-read the store.
+func (f *Feed) MarkLagged() {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for s := range f.subs {
+		s.lagged.Store(true)
+	}
+}
+
 // CloseAll ends every subscription (the store is closing).
 func (f *Feed) CloseAll() {
 	f.mu.Lock()

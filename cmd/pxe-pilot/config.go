@@ -36,6 +36,14 @@ var settings = []setting{
 	{"PXE_PROFILES_FILE", "profiles-file", "", "YAML file of boot profiles and groups (reloaded on SIGHUP; empty: only the default profile from PXE_UBUNTU_*)"},
 	{"PXE_INSTALL_TIMEOUT", "install-timeout", "2h", "an install with no word from its installer for this long becomes failed (stalled); 0: never"},
 	{"DATABASE_PATH", "database-path", "pxe.db", "Badger database directory"},
+	{"PXE_STORE", "store", "badger", "node store: badger (embedded, at DATABASE_PATH) or etcd://host1:2379,host2:2379,... (shared by several appliances)"},
+	{"PXE_ETCD_PREFIX", "etcd-prefix", "/pxe-pilot/", "key prefix in etcd; appliances that share nodes use the same one"},
+	{"PXE_ETCD_TIMEOUT", "etcd-timeout", "2s", "bound of every etcd call; a boot that cannot commit within it falls through to the local disk"},
+	{"PXE_ETCD_CA", "etcd-ca", "", "CA certificate (PEM file) of the etcd members; turns TLS on"},
+	{"PXE_ETCD_CERT", "etcd-cert", "", "client certificate (PEM file) for etcd, with PXE_ETCD_KEY; turns TLS on"},
+	{"PXE_ETCD_KEY", "etcd-key", "", "client key (PEM file) for etcd"},
+	{"PXE_ETCD_USERNAME", "etcd-username", "", "etcd user, when etcd authentication is on"},
+	{"PXE_ETCD_PASSWORD", "etcd-password", "", "password of PXE_ETCD_USERNAME"},
 	{"ADMIN_API_KEY", "admin-api-key", "", "bearer token required by /nodes (empty: admin API open)"},
 	{"PXE_LOG_FORMAT", "log-format", "text", "log format: text or json"},
 	{"PXE_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn or error"},
@@ -64,6 +72,7 @@ type config struct {
 	ProfilesFile    string
 	InstallTimeout  time.Duration
 	DatabasePath    string
+	Store           storeConfig
 	AdminKey        string
 	LogFormat       string
 	LogLevel        string
@@ -182,6 +191,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.DatabasePath == "" {
 		bad("DATABASE_PATH", "must name a directory")
 	}
+	c.Store = parseStore(raw, bad)
 	c.AdminKey = raw["ADMIN_API_KEY"]
 	c.LogFormat = raw["PXE_LOG_FORMAT"]
 	if c.LogFormat != "text" && c.LogFormat != "json" {

@@ -16,7 +16,7 @@ import (
 // protocolServers builds the TFTP and ProxyDHCP servers the configuration
 // enables. Each binds its sockets here, so a port in use stops start-up with
 // a clear error instead of surfacing later.
-func protocolServers(cfg config, st *store.Store, bins *assets.Binaries, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
+func protocolServers(cfg config, st store.Backend, bins *assets.Binaries, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
 	out := map[string]server{}
 	if cfg.TFTPEnabled {
 		// The loop breaker is for routers that hand iPXE the binary's name

@@ -30,15 +30,16 @@ type server interface {
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("pxe-pilot starting", "version", version)
 	deriveBaseURL(&cfg, log)
-	st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory})
+	st, where, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
+	log.Info("node store", "store", where)
 	defer func() {
 		if err := st.Close(); err != nil {
-			log.Error("closing the database failed", "path", cfg.DatabasePath, "err", err)
+			log.Error("closing the database failed", "store", where, "err", err)
 		} else {
-			log.Info("database closed", "path", cfg.DatabasePath)
+			log.Info("database closed", "store", where)
 		}
 	}()
 
