@@ -5,7 +5,10 @@
 //
 // What is served. Exactly the names PXE Pilot knows: the iPXE builds found
 // at start-up (undionly.kpxe, ipxe.efi, snponly.efi, ipxe-arm64.efi) and
-// boot.ipxe / autoexec.ipxe, rendered once at New from PXE_BASE_URL.
+// boot.ipxe / autoexec.ipxe, rendered once at New from PXE_BASE_URL, and
+// Config.Files: the Secure Boot chain (shimx64.efi, grubx64.efi) and
+// GRUB's grub.cfg under its built-in prefix ("/grub/grub.cfg"), the only
+// names served with a folder part (exact keys, see files.go).
 // Nothing is read from disk at request time, so there is no directory to
 // walk, no symlink to follow and no file that can change mid-transfer. One
 // leading '/' is tolerated ("/undionly.kpxe"): routers and pxelinux-era

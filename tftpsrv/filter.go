@@ -43,10 +43,23 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 	}
 	label := func(l string) { prog = append(prog, ins{label: l}) }
 
+	// toDoor returns to the door when the test holds. It returns on the
+	// spot instead of jumping to one shared return at the end: with long
+	// names (GRUB's "/grub/grub.cfg" paths) that end lies further than
+	// the 255 instructions a classic BPF jump can skip.
+	doors := 0
+	toDoor := func(c bpf.JumpTest, v uint32) {
+		doors++
+		past := fmt.Sprintf("door%d", doors)
+		cond(c, v, "", past)
+		emit(bpf.RetConstant{Val: sockDoor})
+		label(past)
+	}
+
 	emit(bpf.LoadExtension{Num: bpf.ExtLen})
-	cond(bpf.JumpGreaterThan, MaxRequestLen, "door", "")
+	toDoor(bpf.JumpGreaterThan, MaxRequestLen)
 	emit(bpf.LoadAbsolute{Off: 0, Size: 2})
-	cond(bpf.JumpNotEqual, opRRQ, "door", "")
+	toDoor(bpf.JumpNotEqual, opRRQ)
 	for ni, name := range names {
 		for _, slash := range []bool{false, true} {
 			want := []byte(name)
@@ -77,12 +90,11 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 			// after the name is the door's to refuse). A load past the
 			// end returns 0, the door.
 			emit(bpf.LoadAbsolute{Off: off, Size: 1})
-			cond(bpf.JumpEqual, 0, "door", "")
+			toDoor(bpf.JumpEqual, 0)
 			emit(bpf.RetConstant{Val: sockPin})
 			label(next)
 		}
 	}
-	label("door")
 	emit(bpf.RetConstant{Val: sockDoor})
 
 	// Resolve labels: labels occupy no slot.

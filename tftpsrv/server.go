@@ -67,6 +67,9 @@ type Config struct {
 	// time its firmware asks for a binary (measured with OVMF: "NBP
 	// filesize is 389 Bytes", then the load fails).
 	LoopWindow time.Duration
+	// Files are extra files served by exact name, which may include
+	// folders (see files.go): the Secure Boot chain and grub.cfg.
+	Files map[string][]byte
 	// Metrics receives the TFTP counters; nil means a private registry.
 	Metrics *metrics.Metrics
 	// Logger; nil means slog.Default().
@@ -144,6 +147,9 @@ func New(cfg Config) (*Server, error) {
 		s.files[name] = file{name: name, data: data}
 	}
 	s.script = s.files[assets.ScriptBoot].data
+	if err := s.addFiles(cfg.Files); err != nil {
+		return nil, err
+	}
 
 	addr := cfg.Addr
 	if addr == "" {
@@ -247,7 +253,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		client = client.Unmap()
 		clientAddr = ra.String()
 	}
-	name, rerr := CleanName(filename)
+	name, rerr := s.clean(filename)
 	f, ok := s.files[name]
 	if rerr != nil || !ok {
 		s.m.TFTPRejected.WithLabelValues("not_found").Inc()
@@ -320,7 +326,7 @@ func (s *Server) verdict(p []byte) *RequestError {
 	if req.Op == opWRQ {
 		return reject(ErrAccessViolation, "write", "access violation: PXE Pilot's TFTP server is read-only")
 	}
-	name, rerr := CleanName(req.Filename)
+	name, rerr := s.clean(req.Filename)
 	if rerr != nil {
 		return rerr
 	}
