@@ -72,6 +72,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			"file", name, "looked_in", strings.Join(looked, ", "))
 	}
 
+	signed, err := loadSigned(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	prof, err := loadProfiles(cfg, log)
 	if err != nil {
 		return err
@@ -90,6 +95,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Store:           st,
 		Binaries:        bins,
+		Signed:          signed,
 		Metrics:         m,
 		Logger:          log,
 	})
@@ -103,7 +109,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
 	}}
 
-	extra, err := protocolServers(cfg, st, bins, m, log)
+	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof}, m, log)
 	if err != nil {
 		return err
 	}
