@@ -5,10 +5,12 @@
 # benchmark reference), a kernel + busybox + cpio (test initramfs), tcpdump
 # (pcaps), nmap (independent DHCP client), promtool (metrics lint),
 # systemd-analyze (unit check), iproute2 + util-linux (namespaces), curl
-# (TFTP client), libcap2-bin (setcap for the non-root image test).
+# (TFTP client), libcap2-bin (setcap for the non-root image test),
+# shim-signed + grub-efi-amd64-signed (the Secure Boot chain the appliance
+# serves; OVMF_CODE_4M.ms.fd from ovmf enforces Secure Boot).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf dnsmasq-base tftpd-hpa tftp-hpa atftp
+pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf shim-signed grub-efi-amd64-signed dnsmasq-base tftpd-hpa tftp-hpa atftp
   busybox-static cpio linux-image-amd64 tcpdump nmap prometheus iproute2 procps
   kmod systemd dosfstools mtools git make ca-certificates curl libcap2-bin util-linux)
 missing=()

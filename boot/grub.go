@@ -13,9 +13,9 @@ import (
 // GRUB renders a plan as the GRUB script Debian's signed network GRUB runs
 // (the Secure Boot chain: shim → GRUB → this). It is the sibling of IPXE:
 // the same plan, the same words on the console ("reinstalls now", "boots
-// from local disk"), and every script ends in "exit", which leaves GRUB
-// for the firmware; a script that ended without it would drop GRUB to an
-// empty menu and its prompt.
+// from local disk"), and every script ends by booting the local disk or
+// leaving GRUB (grubLeave); a script that ended without it would drop GRUB
+// to an empty menu and its prompt.
 //
 // GRUB script syntax differs from iPXE's: "$" expands variables, ";"
 // separates commands, and "'", "\"" and "\\" quote. Every value the plan
@@ -41,9 +41,9 @@ func GRUB(p Plan) ([]byte, error) {
 		line("# PXE Pilot: %s boots from its local disk (GRUB)", comment(mac))
 		echo(mac + " boots from local disk")
 		if c := p.LocalCommand; c != "" && c != exitToNext && c != sanbootDisk {
-			// The node's own iPXE command has no GRUB form: GRUB can
-			// only leave, and the firmware then takes its next entry.
-			echo("this node's local-boot command (" + c + ") is for iPXE; GRUB exits to the firmware's next boot entry")
+			// The node's own iPXE command has no GRUB form: GRUB boots
+			// the first local disk it finds instead.
+			echo("this node's local-boot command (" + c + ") is for iPXE; GRUB boots the first local disk instead")
 		}
 	case p.Decision != store.DecisionReinstall:
 		line("# PXE Pilot could not decide how to boot this machine.")
@@ -79,9 +79,26 @@ func GRUB(p Plan) ([]byte, error) {
 		echo("loading profile " + p.Profile + " for " + mac + " failed; trying the next boot device")
 		line("sleep 3")
 	}
-	line("exit")
+	b.WriteString(grubLeave)
 	return b.Bytes(), nil
 }
+
+// grubLeave ends every script: boot the first local disk's EFI loader at
+// the removable-media path, else leave GRUB. Measured with OVMF: GRUB 2.06's
+// "exit" always returns EFI_SUCCESS, which EDK2 answers with its boot
+// manager menu instead of the next boot entry (iPXE's "exit 1" has no
+// GRUB form), so a plain exit would leave the machine waiting at the menu.
+// Under Secure Boot, GRUB chainloads only a signed loader (an installed
+// system's shim is).
+const grubLeave = `if search --no-floppy --file --set=pxe_pilot_disk /EFI/BOOT/BOOTX64.EFI
+then
+echo 'PXE Pilot: starting the local disk'\''s EFI loader'
+chainloader ($pxe_pilot_disk)/EFI/BOOT/BOOTX64.EFI
+boot
+fi
+echo 'PXE Pilot: no bootable local disk found; leaving GRUB for the firmware'
+exit
+`
 
 // GRUBCheck says why GRUB cannot carry out a reinstall plan, or nil.
 func GRUBCheck(p Plan) error {

@@ -33,26 +33,49 @@ func (s *Server) routesGRUB(open func(method, path string, h httprouter.Handle))
 // grub records the boot and serves the decision as a GRUB script. It is
 // /boot for GRUB: the same s.decide, so the reinstall flag is consumed
 // exactly as for iPXE, and the event and metrics name the loader "grub".
-// GRUB sends what it knows: mac=$net_default_mac, ip=$net_default_ip,
-// platform=$grub_platform, buildarch=$grub_cpu (boot.GRUBConfig).
+// A GRUB with an http module sends mac=$net_default_mac&ip=$net_default_ip
+// &platform=$grub_platform&buildarch=$grub_cpu; Debian's signed GRUB has
+// none and asks over TFTP instead (GRUBScript).
 func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
-	mac, err := store.ParseMAC(q.Get("mac"))
-	if err != nil {
-		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
-		s.m.LoaderRequests.WithLabelValues(boot.LoaderGRUB, store.DecisionError).Inc()
-		s.log.Warn("grub: bad MAC", "mac", truncate(q.Get("mac"), 64), "remote", r.RemoteAddr, "err", err)
-		s.writeGRUB(w, http.StatusBadRequest, boot.Plan{Decision: store.DecisionError, Lines: []string{
-			"the GRUB request has no usable MAC address (" + truncate(err.Error(), 120) + ")",
-			"GRUB must call " + s.cfg.BaseURL + boot.GRUBConfigPath + "?mac=$net_default_mac",
-		}})
-		return
-	}
 	ip := s.clientIP(r)
 	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
 		ip = a.Unmap().String()
 	}
-	facts := store.Facts{Platform: fact(q, "platform"), BuildArch: fact(q, "buildarch")}
+	code, body := s.grubFor(q.Get("mac"), ip, store.Facts{Platform: fact(q, "platform"), BuildArch: fact(q, "buildarch")})
+	w.Header().Set("Content-Type", scriptType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// GRUBScript is the TFTP side of /grub (tftpsrv.Generator): Debian's
+// signed GRUB has no http module, so its grub.cfg sources
+// /grub/node/$net_default_mac from the appliance over TFTP, and this
+// makes that file: the same decision, recorded the same way, with the
+// TFTP client's address as the machine's IP. It always answers (an error
+// script for a bad MAC), so GRUB never waits on "file not found".
+func (s *Server) GRUBScript(mac string, client netip.Addr) ([]byte, bool) {
+	ip := ""
+	if client.IsValid() {
+		ip = client.Unmap().String()
+	}
+	_, body := s.grubFor(mac, ip, store.Facts{Platform: "efi"})
+	return body, true
+}
+
+// grubFor decides for one GRUB request and renders the answer.
+func (s *Server) grubFor(rawMAC, ip string, facts store.Facts) (int, []byte) {
+	mac, err := store.ParseMAC(rawMAC)
+	if err != nil {
+		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
+		s.m.LoaderRequests.WithLabelValues(boot.LoaderGRUB, store.DecisionError).Inc()
+		s.log.Warn("grub: bad MAC", "mac", truncate(rawMAC, 64), "ip", ip, "err", err)
+		return s.renderGRUB(http.StatusBadRequest, boot.Plan{Decision: store.DecisionError, Lines: []string{
+			"the GRUB request has no usable MAC address (" + truncate(err.Error(), 120) + ")",
+			"GRUB must ask for /grub/node/$net_default_mac (TFTP) or " + s.cfg.BaseURL + boot.GRUBConfigPath + "?mac=$net_default_mac",
+		}})
+	}
 	cl := boot.Client{MAC: mac, IP: ip, Platform: facts.Platform, Loader: boot.LoaderGRUB}
 	plan, node, err := s.decide(cl, facts)
 	if err != nil {
@@ -60,28 +83,24 @@ func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		s.m.LoaderRequests.WithLabelValues(boot.LoaderGRUB, store.DecisionError).Inc()
 		s.m.StoreErrors.WithLabelValues("record_boot").Inc()
 		s.log.Error("grub: store failed", "mac", mac, "ip", ip, "err", err)
-		s.writeGRUB(w, http.StatusInternalServerError, boot.Plan{Decision: store.DecisionError, MAC: mac, Lines: []string{
+		return s.renderGRUB(http.StatusInternalServerError, boot.Plan{Decision: store.DecisionError, MAC: mac, Lines: []string{
 			"the appliance could not record this boot (store error); see its log",
 		}})
-		return
 	}
-	s.writeGRUB(w, http.StatusOK, plan)
+	code, body := s.renderGRUB(http.StatusOK, plan)
 	s.logBoot(plan, node, cl)
+	return code, body
 }
 
-// writeGRUB renders a plan with boot.GRUB. Decide only hands GRUB plans it
-// passed boot.GRUBCheck, so a rendering error is an internal one.
-func (s *Server) writeGRUB(w http.ResponseWriter, code int, plan boot.Plan) {
+// renderGRUB renders a plan with boot.GRUB. Decide only hands GRUB plans
+// it passed boot.GRUBCheck, so a rendering error is an internal one.
+func (s *Server) renderGRUB(code int, plan boot.Plan) (int, []byte) {
 	body, err := boot.GRUB(plan)
 	if err != nil {
 		s.log.Error("grub: rendering the script failed", "mac", plan.MAC, "err", err)
-		code = http.StatusInternalServerError
-		body = []byte("echo 'PXE Pilot: internal error rendering the GRUB script; see the appliance log'\nsleep 3\nexit\n")
+		return http.StatusInternalServerError, []byte("echo 'PXE Pilot: internal error rendering the GRUB script; see the appliance log'\nsleep 3\nexit\n")
 	}
-	w.Header().Set("Content-Type", scriptType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	w.Write(body)
+	return code, body
 }
 
 // grubCfg serves the static grub.cfg (GRUB loaded over HTTP Boot reads its

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func wantGRUB(t *testing.T, w interface {
 	if r := w.Result(); r.StatusCode != code {
 		t.Fatalf("status %d, want %d:\n%s", r.StatusCode, code, body)
 	}
-	if !strings.HasSuffix(body, "\nexit\n") || strings.HasPrefix(body, "#!ipxe") {
+	if !strings.HasSuffix(body, "\nexit\n") || !strings.Contains(body, "chainloader") || strings.HasPrefix(body, "#!ipxe") {
 		t.Fatalf("not a GRUB script that leaves GRUB:\n%s", body)
 	}
 }
@@ -93,7 +94,7 @@ func TestGRUBErrors(t *testing.T) {
 		want  string
 	}{
 		{"bad MAC", grubBoot, "mac=52:54:00:12:34", http.StatusBadRequest, "no usable MAC address"},
-		{"empty MAC (GRUB without net_default_mac)", grubBoot, "mac=&ip=", http.StatusBadRequest, "GRUB must call " + testBaseURL + "/grub?mac=$net_default_mac"},
+		{"empty MAC (GRUB without net_default_mac)", grubBoot, "mac=&ip=", http.StatusBadRequest, "GRUB must ask for /grub/node/$net_default_mac"},
 		{"misconfigured", BootConfig{LocalBoot: LocalBootAuto}, "mac=" + mac, http.StatusOK, "set PXE_UBUNTU_KERNEL_URL"},
 		{"iPXE-only setting", fullBoot, "mac=" + mac, http.StatusOK, "GRUB cannot expand"},
 	} {
@@ -123,7 +124,7 @@ func TestGRUBStaticFiles(t *testing.T) {
 	for _, p := range []string{"/grub/grub.cfg", "/debian-installer/amd64/grub/grub.cfg"} {
 		w := e.do("GET", p, "")
 		wantCode(t, w, http.StatusOK)
-		if !strings.Contains(w.Body.String(), `source "(http,198.51.100.1:8000)/grub?mac=${net_default_mac}`) {
+		if !strings.Contains(w.Body.String(), `source "/grub/node/${net_default_mac}"`) {
 			t.Errorf("%s:\n%s", p, w.Body.String())
 		}
 	}
@@ -156,4 +157,27 @@ func FuzzGRUBQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGRUBScriptOverTFTP: the TFTP generator makes the same decision as
+// /grub, with the TFTP client's address.
+func TestGRUBScriptOverTFTP(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Boot = grubBoot })
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:12:34:56"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	body, ok := s.GRUBScript(mac, netip.MustParseAddr("198.51.100.21"))
+	if !ok || !strings.Contains(string(body), "reinstalls now") {
+		t.Fatalf("%t:\n%s", ok, body)
+	}
+	n := e.node(mac)
+	if n.Reinstall || n.LastIP != "198.51.100.21" || n.Facts.Platform != "efi" {
+		t.Errorf("node after the TFTP script: %+v", n)
+	}
+	if body, ok := s.GRUBScript("not-a-mac", netip.Addr{}); !ok || !strings.Contains(string(body), "no usable MAC") {
+		t.Errorf("bad MAC: %t\n%s", ok, body)
+	}
 }

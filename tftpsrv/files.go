@@ -2,6 +2,7 @@ package tftpsrv
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -46,11 +47,72 @@ func checkFileName(name string) error {
 	return nil
 }
 
+// Generator makes the files of one folder per request: GRUB's script for
+// the machine named in the file name ("grub/node/52:54:00:12:34:56").
+// Make gets the rest of the name (one plain element) and the client's
+// address, and says false for a name it does not know. The metrics label
+// of every generated file is Prefix.
+type Generator struct {
+	Prefix string // "folder/", no leading slash
+	Make   func(rest string, client netip.Addr) ([]byte, bool)
+}
+
+func (s *Server) setGenerator(g Generator) error {
+	if g.Make == nil {
+		return nil
+	}
+	if !strings.HasSuffix(g.Prefix, "/") || checkFileName(strings.TrimSuffix(g.Prefix, "/")) != nil {
+		return fmt.Errorf("tftpsrv: generated folder %q: want a relative path ending in '/'", g.Prefix)
+	}
+	s.gen = g
+	s.m.TFTPTransfers.WithLabelValues(g.Prefix, "started")
+	return nil
+}
+
+// socketNames are the names the socket filter passes to pin/tftp: the
+// served files, and the generated folder.
+func (s *Server) socketNames() []string {
+	names := s.names()
+	if s.gen.Make != nil {
+		names = append(names, s.gen.Prefix)
+	}
+	return names
+}
+
+// lookup finds a served file, or makes a generated one.
+func (s *Server) lookup(name string, client netip.Addr) (file, bool) {
+	if f, ok := s.files[name]; ok {
+		return f, true
+	}
+	if rest, ok := s.generated(name); ok {
+		if data, ok := s.gen.Make(rest, client); ok {
+			return file{name: s.gen.Prefix, data: data}, true
+		}
+	}
+	return file{}, false
+}
+
+// generated says whether name (cleaned) is in the generated folder, and
+// the rest of it.
+func (s *Server) generated(name string) (string, bool) {
+	if s.gen.Make == nil {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(name, s.gen.Prefix)
+	if !ok || rest == "" || strings.ContainsAny(rest, "/\\") || strings.HasPrefix(rest, ".") {
+		return "", false
+	}
+	return rest, true
+}
+
 // clean is CleanName, except that an exact served path with folders
-// ("/grub/grub.cfg") is accepted.
+// ("/grub/grub.cfg") and a name in the generated folder are accepted.
 func (s *Server) clean(name string) (string, *RequestError) {
 	if n := strings.TrimPrefix(name, "/"); len(name) <= MaxNameLen && strings.Contains(n, "/") {
 		if _, ok := s.files[n]; ok {
+			return n, nil
+		}
+		if _, ok := s.generated(n); ok && checkFileName(n) == nil {
 			return n, nil
 		}
 	}

@@ -3,6 +3,7 @@ package tftpsrv
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -82,5 +83,43 @@ func TestExtraFileNamesChecked(t *testing.T) {
 		if _, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, Files: map[string][]byte{bad: nil}}); err == nil {
 			t.Errorf("extra file name %q accepted", bad)
 		}
+	}
+}
+
+// TestGeneratedFolder: names under the generated folder are made per
+// request, with the client's address; others in it are "not found".
+func TestGeneratedFolder(t *testing.T) {
+	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := Generator{Prefix: "grub/node/", Make: func(rest string, client netip.Addr) ([]byte, bool) {
+		if rest == "unknown" {
+			return nil, false
+		}
+		return []byte("script for " + rest + " at " + client.String() + "\n"), true
+	}}
+	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: signedFiles(), Generate: gen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	addr := srv.Addr().String()
+	for _, asked := range []string{"/grub/node/52:54:00:12:34:56", "grub/node/52:54:00:12:34:56"} {
+		got, _, err := pinGet(addr, asked, 512, true)
+		if err != nil || string(got) != "script for 52:54:00:12:34:56 at 127.0.0.1\n" {
+			t.Errorf("RRQ %q: %q %v", asked, got, err)
+		}
+	}
+	for _, asked := range []string{"/grub/node/unknown", "/grub/node/../grub.cfg", "/grub/node/"} {
+		if _, _, err := pinGet(addr, asked, 512, false); err == nil {
+			t.Errorf("RRQ %q was served", asked)
+		}
+	}
+	if got, _, err := pinGet(addr, "/grub/grub.cfg", 512, false); err != nil || string(got) != "# grub.cfg\n" {
+		t.Errorf("grub.cfg next to the generated folder: %q %v", got, err)
 	}
 }

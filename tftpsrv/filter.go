@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 
 	"golang.org/x/net/bpf"
@@ -61,12 +62,17 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 	emit(bpf.LoadAbsolute{Off: 0, Size: 2})
 	toDoor(bpf.JumpNotEqual, opRRQ)
 	for ni, name := range names {
+		// A name ending in '/' is a folder whose every name goes to
+		// pin/tftp (generated files); the Go side checks the rest.
+		folder := strings.HasSuffix(name, "/")
 		for _, slash := range []bool{false, true} {
 			want := []byte(name)
 			if slash {
 				want = append([]byte{'/'}, want...)
 			}
-			want = append(want, 0)
+			if !folder {
+				want = append(want, 0)
+			}
 			next := fmt.Sprintf("next%d%v", ni, slash)
 			off := uint32(2)
 			for len(want) > 0 {
@@ -85,6 +91,11 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 				cond(bpf.JumpNotEqual, v, next, "")
 				off += uint32(size)
 				want = want[size:]
+			}
+			if folder {
+				emit(bpf.RetConstant{Val: sockPin})
+				label(next)
+				continue
 			}
 			// The name matched; a mode must follow (an RRQ cut short
 			// after the name is the door's to refuse). A load past the

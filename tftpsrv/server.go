@@ -70,6 +70,9 @@ type Config struct {
 	// Files are extra files served by exact name, which may include
 	// folders (see files.go): the Secure Boot chain and grub.cfg.
 	Files map[string][]byte
+	// Generate answers every name under one folder from code, per
+	// request (GRUB's per-machine script, see files.go); zero: none.
+	Generate Generator
 	// Metrics receives the TFTP counters; nil means a private registry.
 	Metrics *metrics.Metrics
 	// Logger; nil means slog.Default().
@@ -90,6 +93,7 @@ type Server struct {
 	files   map[string]file
 	script  []byte // boot.ipxe, sent in place of a binary by the loop breaker
 	loop    *LoopBreaker
+	gen     Generator
 	door    *net.UDPConn // refusals: WRQ, bad names, garbage
 	pinConn *net.UDPConn // requests for known names, served by pin/tftp
 	pin     *tftp.Server
@@ -150,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	if err := s.addFiles(cfg.Files); err != nil {
 		return nil, err
 	}
+	if err := s.setGenerator(cfg.Generate); err != nil {
+		return nil, err
+	}
 
 	addr := cfg.Addr
 	if addr == "" {
@@ -161,7 +168,7 @@ func New(cfg Config) (*Server, error) {
 			network = "udp6"
 		}
 	}
-	s.door, s.pinConn, err = listenSplit(network, addr, s.names())
+	s.door, s.pinConn, err = listenSplit(network, addr, s.socketNames())
 	if err != nil {
 		return nil, fmt.Errorf("tftpsrv: listening on %s (PXE_TFTP_ADDR): %w", addr, err)
 	}
@@ -254,7 +261,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		clientAddr = ra.String()
 	}
 	name, rerr := s.clean(filename)
-	f, ok := s.files[name]
+	f, ok := s.lookup(name, client)
 	if rerr != nil || !ok {
 		s.m.TFTPRejected.WithLabelValues("not_found").Inc()
 		s.log.Warn("TFTP request for an unknown name reached the transfer socket", "client", clientAddr, "file", filename)

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
@@ -33,6 +34,7 @@ func protocolServers(cfg config, st *store.Store, f files, m *metrics.Metrics, l
 			Binaries:   bins,
 			BaseURL:    cfg.BaseURL,
 			Files:      f.tftpFiles(cfg.BaseURL, log),
+			Generate:   tftpsrv.Generator{Prefix: boot.GRUBNodeFolder, Make: f.grub},
 			LoopWindow: window,
 			Metrics:    m,
 			Logger:     log,

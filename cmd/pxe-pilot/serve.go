@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
 	}}
 
-	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof}, m, log)
+	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof, grub: api.GRUBScript}, m, log)
 	if err != nil {
 		return err
 	}

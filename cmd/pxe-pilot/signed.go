@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -17,6 +18,9 @@ import (
 type files struct {
 	ipxe, signed *assets.Binaries
 	profiles     *atomic.Pointer[profiles.Set]
+	// grub makes GRUB's per-machine script (httpapi's decision), served
+	// over TFTP as /grub/node/<MAC>.
+	grub func(mac string, client netip.Addr) ([]byte, bool)
 }
 
 // loadSigned finds the Secure Boot chain and says clearly when it is

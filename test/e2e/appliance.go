@@ -54,8 +54,9 @@ type appliance struct {
 }
 
 type applianceOpts struct {
-	db    string // DATABASE_PATH
-	proxy bool   // PXE_DHCP_PROXY_ENABLED
+	db    string   // DATABASE_PATH
+	proxy bool     // PXE_DHCP_PROXY_ENABLED
+	env   []string // more settings, K=V
 }
 
 func (st *suite) startAppliance(name string, o applianceOpts) (*appliance, error) {
@@ -88,6 +89,7 @@ func (st *suite) startAppliance(name string, o applianceOpts) (*appliance, error
 	}
 	// E2E_APPLIANCE_ENV="K=V K=V" adds or overrides settings, for
 	// bisecting a failure by hand (e.g. PXE_TFTP_LOOP_WINDOW=1s).
+	env = append(env, o.env...)
 	env = append(env, strings.Fields(os.Getenv("E2E_APPLIANCE_ENV"))...)
 	p, err := startIn(st.net.app, name, filepath.Join(st.artifacts, name+".log"), env, bin, "serve")
 	if err != nil {
