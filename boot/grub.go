@@ -89,11 +89,15 @@ func GRUB(p Plan) ([]byte, error) {
 // manager menu instead of the next boot entry (iPXE's "exit 1" has no
 // GRUB form), so a plain exit would leave the machine waiting at the menu.
 // Under Secure Boot, GRUB chainloads only a signed loader (an installed
-// system's shim is).
+// system's shim is). The root is set to the disk first: GRUB's chainloader
+// builds the loaded image's device path from $root, and a shim started with
+// the network device's path finds no file system next to itself
+// ("Failed to find fs: Unsupported", measured).
 const grubLeave = `if search --no-floppy --file --set=pxe_pilot_disk /EFI/BOOT/BOOTX64.EFI
 then
 echo 'PXE Pilot: starting the local disk'\''s EFI loader'
-chainloader ($pxe_pilot_disk)/EFI/BOOT/BOOTX64.EFI
+set root=$pxe_pilot_disk
+chainloader /EFI/BOOT/BOOTX64.EFI
 boot
 fi
 echo 'PXE Pilot: no bootable local disk found; leaving GRUB for the firmware'
@@ -115,6 +119,9 @@ func GRUBCheck(p Plan) error {
 		}
 	}
 	for _, u := range urls {
+		if strings.HasPrefix(u, "https://") {
+			continue // relayed by the appliance
+		}
 		if _, err := grubPath(u); err != nil {
 			return fmt.Errorf("profile %s: %v", p.Profile, err)
 		}
@@ -127,11 +134,21 @@ func GRUBCheck(p Plan) error {
 	return nil
 }
 
-// grubPath turns an http:// or tftp:// URL into GRUB's (proto,host)/path.
+// grubPath turns a URL into GRUB's (proto,host)/path. An absolute path
+// ("/grub/node/…", the appliance's relay) stays a path on GRUB's root, the
+// server GRUB was loaded from. https:// has no GRUB form: the HTTP side
+// relays such URLs (and http:// ones, since Debian's signed GRUB has no
+// http module) before rendering.
 func grubPath(raw string) (string, error) {
+	if strings.HasPrefix(raw, "/") && !strings.HasPrefix(raw, "//") && !strings.ContainsAny(raw, " '\n") {
+		return raw, nil
+	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "tftp") || u.User != nil || u.Fragment != "" {
-		return "", fmt.Errorf("GRUB can only fetch http:// and tftp:// URLs with a host, not %q", raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tftp") || u.User != nil || u.Fragment != "" {
+		return "", fmt.Errorf("GRUB can only boot http(s):// and tftp:// URLs with a host, not %q", raw)
+	}
+	if u.Scheme == "https" {
+		return "", fmt.Errorf("GRUB has no https; %q must be relayed (the appliance's /grub/node/ folder)", raw)
 	}
 	p := u.EscapedPath()
 	if p == "" {

@@ -60,8 +60,8 @@ func TestGRUBGolden(t *testing.T) {
 			want: []string{"gone", "The reinstall stays pending"}},
 		{file: "ipxe-kind.grub", node: reinstall("script"), decision: store.DecisionError,
 			want: []string{"iPXE script, which GRUB (the Secure Boot loader) cannot run"}},
-		{file: "https.grub", node: reinstall("tls"), decision: store.DecisionError,
-			want: []string{"GRUB can only fetch http:// and tftp:// URLs"}},
+		{file: "ftp.grub", node: reinstall("ftp"), decision: store.DecisionError,
+			want: []string{"GRUB can only boot http(s):// and tftp:// URLs"}},
 		{file: "bad-mac.grub", decision: store.DecisionError, plan: &Plan{Decision: store.DecisionError, Lines: []string{
 			"the GRUB request has no usable MAC address (\"52:54:00:12:34\" is not a MAC; it's bad)", "GRUB must call http://198.51.100.1:8000/grub?mac=$net_default_mac"}},
 			want: []string{`it'\''s bad`}},

@@ -56,6 +56,9 @@ func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 // TFTP client's address as the machine's IP. It always answers (an error
 // script for a bad MAC), so GRUB never waits on "file not found".
 func (s *Server) GRUBScript(mac string, client netip.Addr) ([]byte, bool) {
+	if strings.Contains(mac, ".") {
+		return s.relayed(mac) // an installer file of the plan just served
+	}
 	ip := ""
 	if client.IsValid() {
 		ip = client.Unmap().String()
@@ -87,7 +90,7 @@ func (s *Server) grubFor(rawMAC, ip string, facts store.Facts) (int, []byte) {
 			"the appliance could not record this boot (store error); see its log",
 		}})
 	}
-	code, body := s.renderGRUB(http.StatusOK, plan)
+	code, body := s.renderGRUB(http.StatusOK, s.relayPlan(plan))
 	s.logBoot(plan, node, cl)
 	return code, body
 }

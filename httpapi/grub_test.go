@@ -47,8 +47,8 @@ func TestGRUBMakesTheBootDecision(t *testing.T) {
 	body := w.Body.String()
 	wantGRUB(t, w, body, http.StatusOK)
 	for _, want := range []string{
-		"linux '(http,198.51.100.10)/ubuntu/vmlinuz' 'autoinstall' 'ds=nocloud-net;s=http://198.51.100.10/autoinstall/" + mac + "/' 'console=ttyS0'",
-		"initrd '(http,198.51.100.10)/ubuntu/initrd'",
+		"linux '/grub/node/" + mac + ".kernel' 'autoinstall' 'ds=nocloud-net;s=http://198.51.100.10/autoinstall/" + mac + "/' 'console=ttyS0'",
+		"initrd '/grub/node/" + mac + ".initrd0'",
 		mac + " reinstalls now",
 	} {
 		if !strings.Contains(body, want) {
@@ -179,5 +179,46 @@ func TestGRUBScriptOverTFTP(t *testing.T) {
 	}
 	if body, ok := s.GRUBScript("not-a-mac", netip.Addr{}); !ok || !strings.Contains(string(body), "no usable MAC") {
 		t.Errorf("bad MAC: %t\n%s", ok, body)
+	}
+}
+
+// TestGRUBRelay: the plan's http URLs reach GRUB as TFTP files of the
+// appliance, fetched when GRUB asks; nothing else is fetched.
+func TestGRUBRelay(t *testing.T) {
+	var hits []string
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits = append(hits, r.URL.Path)
+		w.Write([]byte("body of " + r.URL.Path))
+	}))
+	defer files.Close()
+	boot := BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+	e := newEnv(t, func(c *Config) { c.Boot = boot })
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:12:34:56"
+	if _, ok := s.GRUBScript(mac+".kernel", netip.Addr{}); ok {
+		t.Fatal("relayed a file before any plan named it")
+	}
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	body, _ := s.GRUBScript(mac, netip.MustParseAddr("198.51.100.21"))
+	if !strings.Contains(string(body), "linux '/grub/node/"+mac+".kernel'") {
+		t.Fatalf("script:\n%s", body)
+	}
+	for name, want := range map[string]string{mac + ".kernel": "body of /vmlinuz", mac + ".initrd0": "body of /initrd"} {
+		got, ok := s.GRUBScript(name, netip.Addr{})
+		if !ok || string(got) != want {
+			t.Errorf("%s: %t %q", name, ok, got)
+		}
+	}
+	s.GRUBScript(mac+".kernel", netip.Addr{}) // cached
+	for _, bad := range []string{mac + ".efi", "52:54:00:12:34:57.kernel", mac + ".initrd1"} {
+		if _, ok := s.GRUBScript(bad, netip.Addr{}); ok {
+			t.Errorf("%s relayed", bad)
+		}
+	}
+	if len(hits) != 2 {
+		t.Errorf("file server hits %v, want one per file", hits)
 	}
 }

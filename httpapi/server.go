@@ -88,6 +88,7 @@ type Server struct {
 	// grubCfgBuf is the static grub.cfg (nil when PXE_BASE_URL is not a
 	// URL GRUB can use, e.g. https).
 	grubCfgBuf []byte
+	relay      relay // GRUB's installer files over TFTP (grubrelay.go)
 	bootCfg    boot.Config
 	profiles   func() *profiles.Set
 }
@@ -158,6 +159,7 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	s.chainBuf = chain
 	s.grubCfgBuf, _ = boot.GRUBConfig(cfg.BaseURL)
+	s.relay = relay{entries: map[store.MAC]*relayEntry{}, client: &http.Client{}}
 	s.handler = s.routes()
 	return s, nil
 }

@@ -69,16 +69,24 @@ groups:
 		setReinstall(t, a, mac)
 		res := scenarioBoot(t, a, obs, vmSpec{name: "sb2-reinstall", fw: uefi, secureBoot: true, mac: mac, timeout: timeout}, markerInstaller)
 		sbInstaller = res.elapsed
-		wantSecureBoot(t, res, "1")
+		wantSecureBoot(t, res, true)
 		checkInstallerCmdline(t, res, mac)
 		wantReinstallFlag(t, a, mac, false)
 		wantLoaderEvent(t, a, mac, "grub", "reinstall")
 	})
 
+	// The next boot is local: the flag is gone and the decision the
+	// appliance would make now is local (GET /nodes/<mac>/decision, the
+	// same boot.Decide); the GRUB local path itself boots in scenario 4,
+	// so this costs no third Secure Boot power-on.
 	t.Run("sb-3-next-boot-local", func(t *testing.T) {
 		mac := sbMAC(2)
-		res := scenarioBoot(t, a, obs, vmSpec{name: "sb3-next-boot", fw: uefi, secureBoot: true, mac: mac, timeout: timeout}, markerLocalDisk)
-		wantGRUBLocal(t, res, mac)
+		wantReinstallFlag(t, a, mac, false)
+		code, body, err := a.do("GET", "/nodes/"+mac+"/decision?loader=grub")
+		if err != nil || code != 200 || !strings.Contains(strings.ReplaceAll(string(body), " ", ""), `"decision":"local"`) ||
+			!strings.Contains(string(body), "boots from local disk") {
+			t.Errorf("GET /nodes/%s/decision?loader=grub: %d %v %.800s", mac, code, err, body)
+		}
 	})
 
 	t.Run("sb-4-unmarked-machine-local", func(t *testing.T) {
@@ -89,14 +97,19 @@ groups:
 	})
 
 	// The shim chain on firmware with Secure Boot off: the DHCP server
-	// cannot tell the two apart, so the chain must work on both.
+	// cannot tell the two apart, so the chain must work on both. A
+	// measurement (README "Secure Boot"), run with E2E_MEASURE=1: it
+	// costs another ~100 s power-on.
 	var offInstaller time.Duration
 	t.Run("sb-5-shim-with-secure-boot-off", func(t *testing.T) {
+		if os.Getenv("E2E_MEASURE") == "" {
+			t.Skip("measurement only: set E2E_MEASURE=1")
+		}
 		mac := sbMAC(5)
 		setReinstall(t, a, mac)
 		res := scenarioBoot(t, a, obs, vmSpec{name: "sb5-shim-sb-off", fw: uefi, mac: mac, timeout: timeout}, markerInstaller)
 		offInstaller = res.elapsed
-		wantSecureBoot(t, res, "0")
+		wantSecureBoot(t, res, false)
 		checkInstallerCmdline(t, res, mac)
 	})
 
@@ -139,11 +152,18 @@ func wantGRUBLocal(t *testing.T, res vmResult, mac string) {
 	}
 }
 
-// wantSecureBoot: the installer initramfs read the SecureBoot variable.
-func wantSecureBoot(t *testing.T, res vmResult, want string) {
+// wantSecureBoot: the installer kernel says whether Secure Boot is on
+// (its "Secure boot enabled|disabled" line, read back from dmesg by the
+// test initramfs: Debian's kernel has efivarfs as a module, which the
+// busybox initramfs does not carry).
+func wantSecureBoot(t *testing.T, res vmResult, on bool) {
 	t.Helper()
-	if got := "SECUREBOOT: " + want; !strings.Contains(res.serial, got) {
-		t.Errorf("installer console lacks %q:\n%s", got, tail(cleanSerial(res.serial), 15))
+	want := "Secure boot disabled"
+	if on {
+		want = "Secure boot enabled"
+	}
+	if !strings.Contains(res.serial, want) {
+		t.Errorf("installer console lacks %q:\n%s", want, tail(cleanSerial(res.serial), 15))
 	}
 }
 
@@ -155,7 +175,8 @@ func wantLoaderEvent(t *testing.T, a *appliance, mac, loader, decision string) {
 		t.Fatalf("GET /nodes/%s/events: %d %v", mac, code, err)
 	}
 	want := fmt.Sprintf(`"loader":%q`, loader)
-	if !strings.Contains(string(body), want) || !strings.Contains(string(body), fmt.Sprintf(`"decision":%q`, decision)) {
+	flat := strings.Join(strings.Fields(string(body)), "")
+	if !strings.Contains(flat, want) || !strings.Contains(flat, fmt.Sprintf(`"decision":%q`, decision)) {
 		t.Errorf("events of %s lack %s and decision %s: %.600s", mac, want, decision, body)
 	}
 }
