@@ -126,6 +126,11 @@ func Decide(n store.Node, cl Client, set *profiles.Set, c Config, token string) 
 		if err != nil {
 			return "", fmt.Errorf("profile %s, field %s: %v", p.Name, field, err)
 		}
+		// Every field but an iPXE script goes on one line of a loader's
+		// script: a line break there would start a command of its own.
+		if field != "script" && strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return "", fmt.Errorf("profile %s, field %s rendered to more than one line (or has control characters); keep it on one line", p.Name, field)
+		}
 		return s, nil
 	}
 	plan := Plan{Decision: store.DecisionReinstall, Reason: "reinstall requested", MAC: cl.MAC, Profile: res.Name, Rule: res.Rule,

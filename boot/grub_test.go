@@ -1,7 +1,6 @@
 package boot
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden GRUB scripts in testdata/golden")
 
 // loadGRUBProfiles reads testdata/grub-profiles.yaml: one profile of each
 // kind GRUB must handle, the ubuntu preset among them (its

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/pxe-pilot/pxe-pilot/metrics"
+	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -24,14 +26,55 @@ func (w *nullWriter) Write(b []byte) (int, error) { return len(b), nil }
 // BenchmarkBoot is GET /boot through the full handler (routing, metrics,
 // MAC parsing, the store's read-modify-write of the node and its event,
 // script rendering) over a real Badger store, cycling through a fleet of
-// 10,000 machines. Run: go test -run XXX -bench Boot -benchtime 20000x ./httpapi/
+// 10,000 machines: "seed" with only the seed's default profile, as before
+// profiles existed, and "profiles" with a profiles file of 100 groups
+// (every tenth machine in a group by MAC list, the rest matched by facts
+// or falling to the default; 1 in 50 boots resolves a profile and serves
+// an installer). Run both in one go:
+//
+//	go test -run XXX -bench 'Boot$' -benchtime 20000x -count 3 ./httpapi/
 func BenchmarkBoot(b *testing.B) {
+	b.Run("seed", func(b *testing.B) { benchBoot(b, nil) })
+	b.Run("profiles", func(b *testing.B) { benchBoot(b, benchProfiles(b)) })
+}
+
+// benchProfiles is a set of 100 groups over 10 profiles.
+func benchProfiles(b *testing.B) *profiles.Set {
+	var y strings.Builder
+	y.WriteString("profiles:\n")
+	for p := 0; p < 10; p++ {
+		fmt.Fprintf(&y, "  p%d:\n    kind: linux\n    kernel: http://198.51.100.10/p%d/{{.mac}}/vmlinuz\n    initrd: http://198.51.100.10/p%d/initrd\n    cmdline: \"ip=dhcp host={{.hostname}} rack={{.labels.rack}} ks={{.files_url}}ks.cfg\"\n    files: {ks.cfg: \"network --hostname={{.hostname}}\"}\n", p, p, p)
+	}
+	y.WriteString("groups:\n")
+	for g := 0; g < 100; g++ {
+		switch g % 2 {
+		case 0: // a MAC list: every 20th machine of its stripe
+			fmt.Fprintf(&y, "  - name: list%d\n    profile: p%d\n    match:\n      mac:\n", g, g%10)
+			for i := g; i < 10000; i += 1000 {
+				fmt.Fprintf(&y, "        - 52:54:%02x:%02x:%02x:%02x\n", byte(i>>24), byte(i>>16), byte(i>>8), byte(i))
+			}
+		default: // facts and labels that most machines do not have
+			fmt.Fprintf(&y, "  - name: facts%d\n    profile: p%d\n    match: {manufacturer: \"Vendor%d*\", platform: efi, labels: {rack: r%d}}\n", g, g%10, g, g)
+		}
+	}
+	set, err := profiles.Parse("bench.yaml", []byte(y.String()), fullBoot.Seed())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set
+}
+
+func benchBoot(b *testing.B, set *profiles.Set) {
 	st, err := store.Open(b.TempDir(), store.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	h, err := NewHandler(Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: metrics.New("bench"), Logger: quiet})
+	cfg := Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: metrics.New("bench"), Logger: quiet}
+	if set != nil {
+		cfg.Profiles = func() *profiles.Set { return set }
+	}
+	h, err := NewHandler(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,6 +93,13 @@ func BenchmarkBoot(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if i%50 == 0 { // one boot in 50 reinstalls (fsynced both ways, as in the seed run)
+			b.StopTimer()
+			if _, err := st.SetReinstall(macOf(i%fleet), true, t0); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 		clear(w.h)
 		w.code = 0
 		h.ServeHTTP(w, reqs[i%fleet])
@@ -61,6 +111,56 @@ func BenchmarkBoot(b *testing.B) {
 	if b.N >= fleet {
 		if nodes, err := st.List(); err != nil || len(nodes) != fleet {
 			b.Fatalf("%d nodes after the run (%v), want %d", len(nodes), err, fleet)
+		}
+	}
+}
+
+func macOf(i int) store.MAC {
+	return store.MAC(fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i)))
+}
+
+// BenchmarkMetrics100k is one Prometheus scrape of GET /metrics with
+// 100,000 nodes in the store: the per-state gauge reads counts the store
+// keeps up to date, so the cost does not grow with the fleet.
+//
+//	go test -run XXX -bench Metrics100k -benchtime 200x ./httpapi/
+func BenchmarkMetrics100k(b *testing.B) {
+	st, err := store.Open(b.TempDir(), store.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	m := metrics.New("bench")
+	states := make([]string, len(store.States))
+	for i, s := range store.States {
+		states[i] = string(s)
+	}
+	m.RegisterNodeGauge(states, func() (map[string]int, error) {
+		c, err := st.CountByState()
+		out := make(map[string]int, len(c))
+		for k, v := range c {
+			out[string(k)] = v
+		}
+		return out, err
+	})
+	h, err := NewHandler(Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: m, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const fleet = 100000
+	for i := 0; i < fleet; i++ {
+		if _, _, err := st.RecordBoot(macOf(i), store.Sighting{Time: t0, IP: "203.0.113.9"},
+			func(*store.Node) store.Event { return store.Event{Decision: store.DecisionLocal} }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `pxe_pilot_nodes{state="local"} 100000`) {
+			b.Fatalf("scrape %d: %d\n%.2000s", i, w.Code, w.Body.String())
 		}
 	}
 }

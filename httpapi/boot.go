@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -45,8 +44,8 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	// What iPXE says it has beats what a NAT shows us. An IPv6 zone
 	// ("fe80::1%eth0") is refused: it is free text of any length that
 	// would be stored as last_ip and substituted into installer URLs.
-	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
-		ip = a.Unmap().String()
+	if a, err := ClientAddr(q.Get("ip")); err == nil {
+		ip = a.String()
 	}
 	facts := store.Facts{
 		Platform:     fact(q, "platform"),
@@ -88,8 +87,8 @@ func (s *Server) decide(cl boot.Client, facts store.Facts) (boot.Plan, store.Nod
 			token = newToken()
 		}
 		plan = boot.Decide(*n, cl, set, s.bootCfg, token)
-		if plan.Install {
-			n.StartInstall(now, plan.Profile, plan.Rule, cl.Loader, token)
+		if plan.Install && n.StartInstall(now, plan.Profile, plan.Rule, cl.Loader, token) {
+			n.Install.NoCallbacks = plan.Seed
 		}
 		return store.Event{Decision: plan.Decision, Reason: plan.Reason, Profile: plan.Profile, Rule: plan.Rule, Loader: cl.Loader}
 	})

@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -40,13 +44,139 @@ func (s *Server) parseMAC(w http.ResponseWriter, raw string) (store.MAC, bool) {
 	return mac, true
 }
 
-func (s *Server) listNodes(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-	nodes, err := s.cfg.Store.List()
+// listNodes is GET /nodes. Without limit or cursor it is the seed's
+// answer, every node as {"nodes":[…]}, streamed page by page so the
+// appliance never holds the whole fleet in memory. With ?limit=N (and
+// ?cursor= from the previous page) it is one page, {"nodes":[…],
+// "next":"<cursor>"} ("next" empty on the last page). Filters, for both:
+// state, profile ("-": none assigned), label (key or key=value),
+// seen_since (RFC 3339 time or a duration back from now, e.g. 24h), q (a
+// substring of MAC, hostname, IP, manufacturer or product).
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	q := r.URL.Query()
+	f, err := s.parseFilter(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if q.Has("limit") || q.Has("cursor") {
+		s.listPage(w, q, f)
+		return
+	}
+	s.streamNodes(w, f)
+}
+
+// pageMax bounds one page (and one chunk of the full stream).
+const pageMax = 1000
+
+func (s *Server) listPage(w http.ResponseWriter, q url.Values, f store.Filter) {
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > pageMax {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: give a whole number from 1 to %d", truncate(v, 32), pageMax))
+			return
+		}
+		limit = n
+	}
+	after, err := decodeCursor(q.Get("cursor"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	nodes, next, err := s.cfg.Store.ListPage(after, limit, f)
 	if err != nil {
 		s.storeError(w, "list", "", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]store.Node{"nodes": nodes})
+	for i := range nodes {
+		nodes[i] = nodes[i].Public()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes, "next": encodeCursor(next)})
+}
+
+// streamNodes writes {"nodes":[…]} a page at a time. An error after the
+// first byte cannot change the status any more: the JSON is left
+// unterminated, so no client takes a cut list for the whole fleet.
+func (s *Server) streamNodes(w http.ResponseWriter, f store.Filter) {
+	nodes, next, err := s.cfg.Store.ListPage("", pageMax, f)
+	if err != nil {
+		s.storeError(w, "list", "", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "{\n  \"nodes\": [")
+	first := true
+	for {
+		for _, n := range nodes {
+			b, err := json.MarshalIndent(n.Public(), "    ", "  ")
+			if err != nil {
+				s.log.Error("GET /nodes: encoding a node failed", "mac", n.MAC, "err", err)
+				return
+			}
+			if !first {
+				io.WriteString(w, ",")
+			}
+			first = false
+			io.WriteString(w, "\n    ")
+			w.Write(b)
+		}
+		if next == "" {
+			break
+		}
+		if nodes, next, err = s.cfg.Store.ListPage(next, pageMax, f); err != nil {
+			s.m.StoreErrors.WithLabelValues("list").Inc()
+			s.log.Error("GET /nodes: store failed mid-stream; the answer is cut", "err", err)
+			return
+		}
+	}
+	if first {
+		io.WriteString(w, "]\n}\n")
+		return
+	}
+	io.WriteString(w, "\n  ]\n}\n")
+}
+
+func (s *Server) parseFilter(q url.Values) (store.Filter, error) {
+	f := store.Filter{Profile: q.Get("profile"), Label: q.Get("label"), Query: q.Get("q")}
+	if v := q.Get("state"); v != "" {
+		f.State = store.State(v)
+		if !slices.Contains(store.States, f.State) {
+			return f, fmt.Errorf("state %q: use one of %v", truncate(v, 32), store.States)
+		}
+	}
+	if v := q.Get("seen_since"); v != "" {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			f.SeenSince = t
+		} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			f.SeenSince = s.now().Add(-d)
+		} else {
+			return f, fmt.Errorf("seen_since %q: give an RFC 3339 time (2026-11-30T08:00:00Z) or a duration back from now (24h)", truncate(v, 64))
+		}
+	}
+	return f, nil
+}
+
+// Cursors are opaque to clients: the last MAC of the page, base64url.
+func encodeCursor(m store.MAC) string {
+	if m == "" {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(m))
+}
+
+func decodeCursor(c string) (store.MAC, error) {
+	if c == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	m, perr := store.ParseMAC(string(b))
+	if err != nil || perr != nil || string(m) != string(b) {
+		return "", fmt.Errorf("cursor %q is not one this appliance gave out; start again without it", truncate(c, 64))
+	}
+	return m, nil
 }
 
 func (s *Server) getNode(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
@@ -59,7 +189,7 @@ func (s *Server) getNode(w http.ResponseWriter, _ *http.Request, p httprouter.Pa
 		s.storeError(w, "get", mac, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 func (s *Server) deleteNode(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
@@ -102,7 +232,7 @@ func (s *Server) setReinstall(on bool) httprouter.Handle {
 		}
 		s.m.ReinstallChanges.WithLabelValues(action).Inc()
 		s.log.Info("reinstall "+action, "mac", mac, "state", n.State)
-		writeJSON(w, http.StatusOK, n)
+		writeJSON(w, http.StatusOK, n.Public())
 	}
 }
 
@@ -117,16 +247,8 @@ func (s *Server) putLocalBoot(w http.ResponseWriter, r *http.Request, p httprout
 		return
 	}
 	var body localBootBody
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be JSON like {\"script\": \"sanboot --no-describe --drive 0x80\"}: "+jsonProblem(err))
-		return
-	}
-	// Only white space may follow the object. (dec.More reports false
-	// before a stray "}" or "]", so it would let `{…}}` through.)
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "body must hold exactly one JSON object")
+	if err := decodeOneJSON(r, 4<<10, &body); err != nil {
+		writeError(w, bodyStatus(err), "body must be JSON like {\"script\": \"sanboot --no-describe --drive 0x80\"}: "+err.Error())
 		return
 	}
 	if body.Script == nil {
@@ -144,7 +266,7 @@ func (s *Server) putLocalBoot(w http.ResponseWriter, r *http.Request, p httprout
 		return
 	}
 	s.log.Info("local-boot script set", "mac", mac, "script", script)
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 func (s *Server) deleteLocalBoot(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
@@ -161,7 +283,7 @@ func (s *Server) deleteLocalBoot(w http.ResponseWriter, _ *http.Request, p httpr
 		s.storeError(w, "set_local_boot", mac, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, n)
+	writeJSON(w, http.StatusOK, n.Public())
 }
 
 // jsonProblem words a decoding error for a person.

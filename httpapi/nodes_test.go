@@ -292,7 +292,7 @@ func TestAdminAPIKey(t *testing.T) {
 		{"DELETE", "/nodes/" + mac, "", 200},
 	}
 	for _, r := range admin {
-		for _, auth := range []string{"", "Bearer wrong", "Bearer " + key + "x", "Bearer ", "bearer " + key, "Basic " + key, key} {
+		for _, auth := range []string{"", "Bearer wrong", "Bearer " + key + "x", "Bearer ", "Basic " + key, key} {
 			var hdr []string
 			if auth != "" {
 				hdr = []string{"Authorization", auth}

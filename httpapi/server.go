@@ -37,6 +37,7 @@ import (
 type Store interface {
 	Get(store.MAC) (store.Node, error)
 	List() ([]store.Node, error)
+	ListPage(after store.MAC, limit int, f store.Filter) ([]store.Node, store.MAC, error)
 	SetReinstall(m store.MAC, on bool, now time.Time) (store.Node, error)
 	SetLocalBootScript(m store.MAC, script string, now time.Time) (store.Node, error)
 	MarkInstalled(m store.MAC, now time.Time) (store.Node, error)
@@ -200,6 +201,7 @@ func (s *Server) routes() http.Handler {
 	admin(http.MethodDelete, "/nodes/:mac/profile", s.deleteProfile)
 	admin(http.MethodGet, "/nodes/:mac/decision", s.decision)
 	admin(http.MethodGet, "/profiles", s.listProfiles)
+	admin(http.MethodGet, "/backup", s.backup)
 
 	notFound := s.instrument("not_found", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
@@ -294,7 +296,7 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		_, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		_, ok := bearer(r)
 		if !s.isAdmin(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
 			msg := "missing Authorization: Bearer <ADMIN_API_KEY>"
@@ -315,30 +317,47 @@ func (s *Server) isAdmin(r *http.Request) bool {
 	if s.cfg.AdminKey == "" {
 		return true
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := bearer(r)
 	got := sha256.Sum256([]byte(token))
 	return ok && subtle.ConstantTimeCompare(got[:], s.keyHash[:]) == 1
 }
 
+// bearer is the token of an "Authorization: Bearer <token>" header. RFC
+// 7235: the scheme is case-insensitive, and one or more spaces separate it
+// from the token.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
 // clientIP is the address the request came from: the connection's peer,
 // or, when that peer is a trusted proxy, the right-most X-Forwarded-For
-// entry that is not itself a trusted proxy.
+// entry that is not itself a trusted proxy. Every address passes
+// ClientAddr; the walk stops at the first hop that does not (a zone, an
+// over-long or unspecified entry), as it does at garbage. The peer's zone,
+// if any, names our own interface (the kernel's, not the client's words)
+// and is dropped before the check.
 func (s *Server) clientIP(r *http.Request) string {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return ""
 	}
-	addr := peer.Addr().Unmap()
+	addr, err := ClientAddr(peer.Addr().WithZone("").String())
+	if err != nil {
+		return ""
+	}
 	if !s.trusted(addr) {
 		return addr.String()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		a, err := ClientAddr(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break
 		}
-		a = a.Unmap()
 		if !s.trusted(a) {
 			return a.String()
 		}

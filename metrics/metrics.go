@@ -55,7 +55,7 @@ type Metrics struct {
 	TFTPTransfers  *prometheus.CounterVec   // file, result="started|completed|failed"
 	TFTPBytes      *prometheus.CounterVec   // file
 	TFTPDuration   *prometheus.HistogramVec // file
-	TFTPRejected   *prometheus.CounterVec   // reason="write|not_found|bad_path|too_long|malformed|busy"
+	TFTPRejected   *prometheus.CounterVec   // reason="write|not_found|bad_path|too_long|malformed|busy|client_limit|deadline"
 	TFTPLoopBreaks prometheus.Counter       // router-only mode: script served instead of a binary
 }
 

@@ -389,7 +389,8 @@ func buildGroup(g rawGroup, set *Set) (Group, error) {
 		return Group{}, fmt.Errorf("profile %q is not defined (defined: %s)", g.Profile, strings.Join(set.Names(), ", "))
 	}
 	m := g.Match
-	sel := Selector{Manufacturer: m.Manufacturer, Product: m.Product, Platform: m.Platform, BuildArch: m.BuildArch, Serial: m.Serial, Labels: m.Labels}
+	lc := strings.ToLower // patterns compare case-insensitively; lowered once here
+	sel := Selector{Manufacturer: lc(m.Manufacturer), Product: lc(m.Product), Platform: lc(m.Platform), BuildArch: lc(m.BuildArch), Serial: lc(m.Serial), Labels: m.Labels}
 	for _, raw := range m.MAC {
 		mac, err := store.ParseMAC(raw)
 		if err != nil {

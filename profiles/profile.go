@@ -125,7 +125,15 @@ func (s Selector) Empty() bool {
 }
 
 // Match reports whether n satisfies every condition of s.
-func (s Selector) Match(n *store.Node) bool {
+func (s Selector) Match(n *store.Node) bool { return s.match(n, lowerFacts(n.Facts)) }
+
+// lowerFacts is the facts in lower case, computed once per resolution.
+func lowerFacts(f store.Facts) [5]string {
+	return [5]string{strings.ToLower(f.Manufacturer), strings.ToLower(f.Product), strings.ToLower(f.Platform),
+		strings.ToLower(f.BuildArch), strings.ToLower(f.Serial)}
+}
+
+func (s Selector) match(n *store.Node, facts [5]string) bool {
 	if len(s.MACs) > 0 && !containsMAC(s.MACs, n.MAC) {
 		return false
 	}
@@ -141,14 +149,11 @@ func (s Selector) Match(n *store.Node) bool {
 			return false
 		}
 	}
-	for _, c := range [...]struct{ pat, val string }{
-		{s.Manufacturer, n.Facts.Manufacturer}, {s.Product, n.Facts.Product}, {s.Platform, n.Facts.Platform},
-		{s.BuildArch, n.Facts.BuildArch}, {s.Serial, n.Facts.Serial},
-	} {
-		if c.pat == "" {
+	for i, pat := range [...]string{s.Manufacturer, s.Product, s.Platform, s.BuildArch, s.Serial} {
+		if pat == "" {
 			continue
 		}
-		if ok, _ := path.Match(strings.ToLower(c.pat), strings.ToLower(c.val)); !ok {
+		if ok, _ := path.Match(strings.ToLower(pat), facts[i]); !ok {
 			return false
 		}
 	}
@@ -214,8 +219,9 @@ func (s *Set) Resolve(n *store.Node) Resolution {
 	if n.Profile != "" {
 		return s.named(n.Profile, RuleNode)
 	}
+	facts := lowerFacts(n.Facts)
 	for i := range s.Groups {
-		if g := &s.Groups[i]; g.matches(n) {
+		if g := &s.Groups[i]; g.matches(n, facts) {
 			return s.named(g.Profile, g.rule())
 		}
 	}
@@ -224,16 +230,16 @@ func (s *Set) Resolve(n *store.Node) Resolution {
 
 // matches is Match with the group's MAC list as a set (a group may list
 // thousands of machines).
-func (g *Group) matches(n *store.Node) bool {
+func (g *Group) matches(n *store.Node, facts [5]string) bool {
 	if g.macs != nil {
 		if _, ok := g.macs[n.MAC]; !ok {
 			return false
 		}
 		sel := g.Match
 		sel.MACs = nil
-		return sel.Match(n)
+		return sel.match(n, facts)
 	}
-	return g.Match.Match(n)
+	return g.Match.match(n, facts)
 }
 
 func (g *Group) rule() string { return fmt.Sprintf("group %s (%s)", g.Name, g.Source) }

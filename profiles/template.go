@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"sort"
 	"strings"
@@ -86,8 +87,25 @@ func ParseTemplate(what, src string) (*Template, error) {
 		sort.Strings(bad)
 		return nil, fmt.Errorf("%s: unknown template variable %s (known: %s)", what, strings.Join(dedupe(bad), ", "), strings.Join(Variables, ", "))
 	}
+	// Execute once against sample values, so what only shows when running
+	// ({{template "missing"}}, a function given the wrong type) is a load
+	// error too.
+	if err := t.Execute(io.Discard, sample); err != nil {
+		return nil, fmt.Errorf("%s: template fails on sample values: %w", what, err)
+	}
 	return &Template{Source: src, t: t}, nil
 }
+
+// sample has every variable, with values of the right types.
+var sample = func() Data {
+	d := Data{}
+	for _, v := range Variables {
+		d[v] = "x"
+	}
+	d["labels"] = map[string]string{}
+	d["vars"] = map[string]string{}
+	return d
+}()
 
 // seedTemplate wraps a seed variable's value (PXE_UBUNTU_KERNEL_URL, …).
 func seedTemplate(src string) *Template { return &Template{Source: src, seed: true} }

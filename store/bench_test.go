@@ -10,6 +10,7 @@ import (
 func BenchmarkRecordBoot(b *testing.B) {
 	s := openT(b, b.TempDir(), Options{})
 	facts := Facts{Platform: "efi", BuildArch: "x86_64", Manufacturer: "QEMU", Product: "Standard PC (Q35 + ICH9, 2009)"}
+	defer reportCPU(b)()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -39,6 +40,7 @@ func BenchmarkRecordBootSameMAC(b *testing.B) {
 // measures the disk's fsync as much as the store.
 func BenchmarkSetReinstall(b *testing.B) {
 	s := openT(b, b.TempDir(), Options{})
+	defer reportCPU(b)()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

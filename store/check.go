@@ -7,64 +7,18 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
-
-	"github.com/dgraph-io/badger/v4/options"
-	"github.com/dgraph-io/badger/v4/table"
-	"github.com/dgraph-io/ristretto/v2/z"
 )
 
-// checkTables verifies every table file before Badger opens it. Badger
-// opens tables in goroutines of its own and reads their footers without
-// bounds checks, so a truncated .sst (a full disk, an interrupted copy, a bad
-// sector) panics the whole process instead of failing Open. And by default
-// it never checks block checksums, so flipped bits inside a table silently
-// make nodes (and their reinstall flags) disappear; asking it to check
+// checkTableFooter checks that a table's footer lengths fit the file before
+// Badger's table package reads them: Badger reads footers without bounds
+// checks, so a truncated .sst (a full disk, an interrupted copy, a bad
+// sector) panics instead of failing. readTable (scan.go) then verifies every
+// block's checksum: by default Badger never checks them, so flipped bits
+// inside a table would silently make nodes disappear, and asking it to
 // (options.OnTableRead) trips over a nil pointer in table.VerifyChecksum
-// (v4.9.6) when a block does not decompress. So Open checks each table
-// here, in its own goroutine where a panic can be recovered: footer lengths
-// that fit the file, then every block's checksum. Tables here are a few
-// hundred KiB, so this costs milliseconds.
-func checkTables(dir string) error {
-	ssts, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if err != nil {
-		return err
-	}
-	bo := tunedOptions(dir, slog.Default())
-	topt := table.Options{
-		ReadOnly: true, ChkMode: options.OnTableRead,
-		BlockSize: bo.BlockSize, Compression: bo.Compression, ZSTDCompressionLevel: bo.ZSTDCompressionLevel,
-		TableSize: uint64(bo.BaseTableSize), BloomFalsePositive: bo.BloomFalsePositive,
-	}
-	for _, name := range ssts {
-		if err := checkTableFooter(name); err != nil {
-			return err
-		}
-		if err := verifyTable(name, topt); err != nil {
-			return fmt.Errorf("table %s is damaged: %w", filepath.Base(name), err)
-		}
-	}
-	return nil
-}
-
-func verifyTable(name string, topt table.Options) (err error) {
-	mf, err := z.OpenMmapFile(name, os.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer mf.Close(-1) // -1: never truncate; the table's own DecrRef would delete the file
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("its blocks do not verify (badger: %v)", r)
-		}
-	}()
-	// OpenTable verifies every block's checksum (ChkMode OnTableRead).
-	_, err = table.OpenTable(mf, topt)
-	return err
-}
-
+// (v4.9.6) when a block does not decompress, which readTable recovers.
 func checkTableFooter(name string) error {
 	f, err := os.Open(name)
 	if err != nil {

@@ -58,6 +58,9 @@ func TestHelperProcess(t *testing.T) {
 		}
 		say("bound reached")
 		os.Exit(3) // never Close: the parent expects to kill us first
+	case "acks":
+		// Only SetReinstall, each acknowledged once fsynced (fault_test.go).
+		code = acksHelper(dir, say)
 	case "hold":
 		// Holds the store open until stdin closes.
 		s, err := Open(dir, Options{Logger: quiet})

@@ -29,6 +29,11 @@ type Install struct {
 	Reason    string     `json:"reason,omitempty"`  // why it failed ("stalled", the installer's words)
 	Reporter  string     `json:"reporter,omitempty"`
 	Downloads uint32     `json:"downloads,omitempty"` // config files served
+	// NoCallbacks marks an install whose installer was never told its
+	// token (the seed's default profile points at the user's own
+	// autoinstall server): it cannot report, so the stall rule leaves it
+	// in installing, as before profiles existed.
+	NoCallbacks bool `json:"no_callbacks,omitempty"`
 }
 
 // Lifecycle errors callers can test with errors.Is.
@@ -114,7 +119,7 @@ func (n *Node) Report(kind string, admin bool, token, reporter, msg string, now 
 // Stalled reports whether an installing node has had no word for timeout
 // (counted from the install's start or its last call-back).
 func (n *Node) Stalled(now time.Time, timeout time.Duration) bool {
-	if n.State != StateInstalling || timeout <= 0 {
+	if n.State != StateInstalling || timeout <= 0 || (n.Install != nil && n.Install.NoCallbacks) {
 		return false
 	}
 	last := n.StateChangedAt

@@ -94,8 +94,9 @@ type Store struct {
 	// Writers of different nodes still run in parallel.
 	nodeLocks [64]sync.Mutex
 
-	counts counts // nodes per state, kept up to date by every commit
-	feed   Feed   // committed changes, for the console and the metrics
+	counts counts      // nodes per state, kept up to date by every commit
+	feed   Feed        // committed changes, for the console and the metrics
+	acks   *ackJournal // hook (ackjournal.go): acknowledged durable writes
 }
 
 func (s *Store) nodeLock(m MAC) *sync.Mutex {
@@ -153,8 +154,10 @@ func Open(path string, o Options) (*Store, error) {
 	if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("database at %s cannot be created (check DATABASE_PATH and the owner of its parent directory): %w", path, err)
 	}
-	if err := checkTables(path); err != nil {
-		return nil, fmt.Errorf("database at %s cannot be opened (if it is damaged, move it aside and start again; nodes will be re-learnt on their next boot, reinstall flags will not): %w", path, err)
+	// Hook (integrity.go): check the directory before Badger changes it.
+	acks, err := preOpenCheck(path, o.Logger)
+	if err != nil {
+		return nil, err
 	}
 	db, err := badger.Open(tunedOptions(path, o.Logger))
 	if err != nil {
@@ -162,14 +165,19 @@ func Open(path string, o Options) (*Store, error) {
 		switch {
 		case strings.Contains(msg, "Cannot acquire directory lock"), strings.Contains(msg, "resource temporarily unavailable"):
 			return nil, fmt.Errorf("database at %s is in use by another process (stop the other pxe-pilot, or set DATABASE_PATH to another directory): %w", path, ErrInUse)
-		case strings.Contains(msg, "permission denied"):
-			return nil, fmt.Errorf("database at %s cannot be opened: permission denied (check the owner of the directory): %w", path, err)
 		default:
-			return nil, fmt.Errorf("database at %s cannot be opened (if it is damaged, move it aside and start again; nodes will be re-learnt on their next boot, reinstall flags will not): %w", path, err)
+			return nil, openError(path, err) // hook (integrity.go)
 		}
+	}
+	// Hook (integrity.go): ask Badger for every acknowledged change.
+	acks2, err := postOpenCheck(db, path, acks, o.Logger)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	s := &Store{db: db, path: path, log: o.Logger, history: o.History, minFree: o.MinFree,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	s.acks = acks2 // hook (ackjournal.go)
 	c, err := s.Recount()
 	if err != nil {
 		db.Close()
@@ -190,7 +198,7 @@ func (s *Store) syncLoop(every time.Duration) {
 			return
 		case <-t.C:
 			if s.dirty.Swap(false) {
-				if err := s.db.Sync(); err != nil {
+				if err := s.syncAndMark(); err != nil { // hook (ackjournal.go): s.db.Sync, then a sync mark
 					s.dirty.Store(true)
 					s.log.Error("store: background sync failed", "path", s.path, "err", err)
 				}
@@ -206,7 +214,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		s.feed.CloseAll()
-		s.closeErr = s.db.Close()
+		s.closeErr = s.closeAndMark() // hook (ackjournal.go): s.db.Close, then the journal
 	})
 	return s.closeErr
 }
@@ -328,6 +336,8 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 	if err == nil {
 		s.committed(m, c)
 	}
+	// Hook (ackjournal.go): the version of a durable write, under the node's lock.
+	ack := s.ackPrepare(m, durable, err)
 	mu.Unlock() // the fsync below needs no lock, and batches with others
 	if errors.Is(err, badger.ErrConflict) {
 		return fmt.Errorf("node %s: too many concurrent writers: %w", m, err)
@@ -342,7 +352,7 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
 	}
-	return nil
+	return s.ackCommit(ack) // hook (ackjournal.go): journal it after Badger's fsync
 }
 
 // commit is what one transaction changed, for counts and the feed.

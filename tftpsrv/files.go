@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Extra files (Config.Files): the Secure Boot chain and GRUB's generated
@@ -117,4 +118,13 @@ func (s *Server) clean(name string) (string, *RequestError) {
 		}
 	}
 	return CleanName(name)
+}
+
+// deadlineFor is a transfer's deadline: the server's, or longer for a
+// generated file bigger than every served one (a relayed installer initrd).
+func (s *Server) deadlineFor(f file, size int) time.Duration {
+	if s.gen.Make == nil || f.name != s.gen.Prefix {
+		return s.deadline
+	}
+	return max(s.deadline, transferDeadline(size))
 }

@@ -2,8 +2,10 @@ package tftpsrv
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 
@@ -20,20 +22,40 @@ const (
 	sockPin  = 1
 )
 
+// skfNetOff is SKF_NET_OFF: classic BPF loads at this offset plus k read
+// byte k of the IP header rather than of the UDP payload.
+const skfNetOff = 0xfff00000
+
+// gate is what the socket filter holds back from pin/tftp for a while:
+// every request (closed: the transfer cap is reached) or the requests of
+// some IPv4 clients (each at its per-client limit). Those requests fall to
+// the door, which drops them without an answer, so the client retransmits
+// its RRQ later; see handleRead and doc.go for why silence is the only
+// "busy" that firmware retries.
+type gate struct {
+	closed  bool
+	blocked []netip.Addr // IPv4 only; at most maxActive/perLimit
+}
+
 // splitProgram builds the classic BPF program that sorts packets arriving
 // at port 69 between the two sockets of the group. A packet goes to the
-// pin/tftp socket only if it is an RRQ of at most MaxRequestLen bytes whose
-// file name is exactly one of names, optionally after one leading '/', and
-// is followed by a non-empty mode string. Everything else goes to the door.
+// pin/tftp socket only if it is an RRQ of at most MaxRequestLen bytes that
+// ends in a NUL, whose file name is exactly one of names, optionally after
+// one leading '/', followed by the mode "octet" or "netascii" (in any case)
+// and its NUL, and if g does not hold it back. Everything else goes to the
+// door, which parses it in Go and answers it (ParseRequest, CleanName): a
+// request for a known name with a bad mode or without its final NUL gets
+// the same strict answer as one for an unknown name.
 //
 // The kernel runs the program with the packet's data starting at the UDP
 // payload, so offset 0 is the TFTP opcode.
-func splitProgram(names []string) ([]bpf.RawInstruction, error) {
+func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 	// Assembled with symbolic targets: each instruction may name the label
 	// it jumps to on true/false; the resolver turns them into skips.
 	type ins struct {
 		i           bpf.Instruction
 		jt, jf      string // labels for JumpIf
+		jump        string // label for an unconditional Jump
 		label       string
 		isCondition bool
 	}
@@ -42,28 +64,39 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 	cond := func(c bpf.JumpTest, v uint32, jt, jf string) {
 		prog = append(prog, ins{i: bpf.JumpIf{Cond: c, Val: v}, jt: jt, jf: jf, isCondition: true})
 	}
+	jump := func(l string) { prog = append(prog, ins{i: bpf.Jump{}, jump: l}) }
 	label := func(l string) { prog = append(prog, ins{label: l}) }
 
-	// toDoor returns to the door when the test holds. It returns on the
-	// spot instead of jumping to one shared return at the end: with long
-	// names (GRUB's "/grub/grub.cfg" paths) that end lies further than
-	// the 255 instructions a classic BPF jump can skip.
-	doors := 0
-	toDoor := func(c bpf.JumpTest, v uint32) {
-		doors++
-		past := fmt.Sprintf("door%d", doors)
-		cond(c, v, "", past)
-		emit(bpf.RetConstant{Val: sockDoor})
-		label(past)
+	if g.closed {
+		return bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: sockDoor}})
 	}
-
+	if len(g.blocked) > 0 {
+		// The source address, from the IP header. The door's own
+		// sorting of IPv6 requests never gets here (blocked is IPv4).
+		emit(bpf.LoadAbsolute{Off: skfNetOff + 12, Size: 4})
+		for _, ip := range g.blocked {
+			b := ip.As4()
+			cond(bpf.JumpEqual, binary.BigEndian.Uint32(b[:]), "early_door", "")
+		}
+	}
 	emit(bpf.LoadExtension{Num: bpf.ExtLen})
-	toDoor(bpf.JumpGreaterThan, MaxRequestLen)
+	cond(bpf.JumpGreaterThan, MaxRequestLen, "early_door", "")
 	emit(bpf.LoadAbsolute{Off: 0, Size: 2})
-	toDoor(bpf.JumpNotEqual, opRRQ)
+	cond(bpf.JumpNotEqual, opRRQ, "early_door", "")
+	// The last byte must be a NUL: X = len-1, A = packet[X].
+	emit(bpf.LoadExtension{Num: bpf.ExtLen})
+	emit(bpf.ALUOpConstant{Op: bpf.ALUOpSub, Val: 1})
+	emit(bpf.TAX{})
+	emit(bpf.LoadIndirect{Off: 0, Size: 1})
+	cond(bpf.JumpNotEqual, 0, "early_door", "")
+	jump("names")
+	// Jumps reach at most 255 instructions: a door near the checks above.
+	label("early_door")
+	emit(bpf.RetConstant{Val: sockDoor})
+	label("names")
 	for ni, name := range names {
 		// A name ending in '/' is a folder whose every name goes to
-		// pin/tftp (generated files); the Go side checks the rest.
+		// pin/tftp (generated files, files.go); Go checks the rest.
 		folder := strings.HasSuffix(name, "/")
 		for _, slash := range []bool{false, true} {
 			want := []byte(name)
@@ -97,15 +130,38 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 				label(next)
 				continue
 			}
-			// The name matched; a mode must follow (an RRQ cut short
-			// after the name is the door's to refuse). A load past the
-			// end returns 0, the door.
-			emit(bpf.LoadAbsolute{Off: off, Size: 1})
-			toDoor(bpf.JumpEqual, 0)
-			emit(bpf.RetConstant{Val: sockPin})
+			// The name matched; the mode starts at off.
+			emit(bpf.LoadConstant{Dst: bpf.RegX, Val: off})
+			jump("mode")
 			label(next)
 		}
 	}
+	jump("door")
+
+	// The mode, at X: "octet" or "netascii" in any case, then a NUL. OR
+	// 0x20 folds ASCII letters to lower case, and only the two cases of
+	// a letter fold to it. A load past the end returns 0, the door.
+	label("mode")
+	emit(bpf.LoadIndirect{Off: 0, Size: 4})
+	emit(bpf.ALUOpConstant{Op: bpf.ALUOpOr, Val: 0x20202020})
+	cond(bpf.JumpEqual, 0x6f637465, "octet", "")        // "octe"
+	cond(bpf.JumpEqual, 0x6e657461, "netascii", "door") // "neta"
+	label("octet")
+	emit(bpf.LoadIndirect{Off: 4, Size: 1})
+	emit(bpf.ALUOpConstant{Op: bpf.ALUOpOr, Val: 0x20})
+	cond(bpf.JumpNotEqual, 't', "door", "")
+	emit(bpf.LoadIndirect{Off: 5, Size: 1})
+	cond(bpf.JumpNotEqual, 0, "door", "")
+	emit(bpf.RetConstant{Val: sockPin})
+	label("netascii")
+	emit(bpf.LoadIndirect{Off: 4, Size: 4})
+	emit(bpf.ALUOpConstant{Op: bpf.ALUOpOr, Val: 0x20202020})
+	cond(bpf.JumpNotEqual, 0x73636969, "door", "") // "scii"
+	emit(bpf.LoadIndirect{Off: 8, Size: 1})
+	cond(bpf.JumpNotEqual, 0, "door", "")
+	emit(bpf.RetConstant{Val: sockPin})
+
+	label("door")
 	emit(bpf.RetConstant{Val: sockDoor})
 
 	// Resolve labels: labels occupy no slot.
@@ -122,6 +178,9 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 	for _, in := range prog {
 		if in.label != "" {
 			continue
+		}
+		if in.jump != "" {
+			out[pc] = bpf.Jump{Skip: uint32(pos[in.jump] - pc - 1)}
 		}
 		if in.isCondition {
 			j := in.i.(bpf.JumpIf)
@@ -156,7 +215,7 @@ func splitProgram(names []string) ([]bpf.RawInstruction, error) {
 // operation", as RFC 1350 clients and operators expect, before pin/tftp
 // ever sees them.
 func listenSplit(network, addr string, names []string) (door, pin *net.UDPConn, err error) {
-	raw, err := splitProgram(names)
+	raw, err := splitProgram(names, gate{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -181,12 +240,7 @@ func listenSplit(network, addr string, names []string) (door, pin *net.UDPConn, 
 				if serr != nil || !attach {
 					return
 				}
-				filter := make([]unix.SockFilter, len(raw))
-				for i, r := range raw {
-					filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-				}
-				serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF,
-					&unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]})
+				serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, sockFprog(raw))
 			})
 			if err != nil {
 				return err
@@ -209,4 +263,28 @@ func listenSplit(network, addr string, names []string) (door, pin *net.UDPConn, 
 		return nil, nil, fmt.Errorf("second socket on %s: %w", door.LocalAddr(), err)
 	}
 	return door, pc.(*net.UDPConn), nil
+}
+
+// sockFprog converts an assembled program for setsockopt.
+func sockFprog(raw []bpf.RawInstruction) *unix.SockFprog {
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+}
+
+// attachFilter replaces the program of the SO_REUSEPORT group c belongs to.
+func attachFilter(c *net.UDPConn, raw []bpf.RawInstruction) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, sockFprog(raw))
+	}); err != nil {
+		return err
+	}
+	return serr
 }

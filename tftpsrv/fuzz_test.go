@@ -18,8 +18,9 @@ var fuzzNames = []string{"autoexec.ipxe", "boot.ipxe", "ipxe-arm64.efi", "ipxe.e
 // which like the kernel returns 0 on a load past the end), ParseRequest,
 // CleanName and the door's verdict. Beyond "never panics" it checks that
 // the filter and the Go code agree: the filter passes a packet to pin/tftp
-// only if the door would have called it a request for a known name, and
-// everything the door gets has a proper refusal.
+// only if the door would have called it a well-formed request for a known
+// name (one gap: an option without a value, which the filter cannot count
+// and pin/tftp ignores), and everything the door gets has a proper refusal.
 func FuzzParseRequest(f *testing.F) {
 	f.Add(rq(opRRQ, "undionly.kpxe", "octet"))
 	f.Add(rq(opRRQ, "/ipxe.efi", "octet", "blksize", "1468", "tsize", "0"))
@@ -27,7 +28,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add(rq(opWRQ, "boot.ipxe", "octet"))
 	f.Add([]byte{0, 1, 0, 0})
 	f.Add([]byte{0, 5, 0, 1, 0})
-	raw, err := splitProgram(fuzzNames)
+	raw, err := splitProgram(fuzzNames, gate{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func FuzzParseRequest(f *testing.F) {
 				}
 			}
 		}
-		v := srv.verdict(p)
+		v := srv.verdict(p, netip.Addr{})
 		switch sock {
 		case sockPin:
 			if len(p) > MaxRequestLen || binary.BigEndian.Uint16(p) != opRRQ {
@@ -69,8 +70,11 @@ func FuzzParseRequest(f *testing.F) {
 			if _, ok := srv.files[strings.TrimPrefix(name, "/")]; !ok || strings.HasPrefix(name, "//") {
 				t.Fatalf("filter passed name %q to pin/tftp", name)
 			}
+			if perr != nil && !strings.Contains(perr.Error(), "has no value") {
+				t.Fatalf("filter passed %q to pin/tftp, which the door refuses: %v", p, perr)
+			}
 		case sockDoor:
-			if v != nil && v.Code == ErrNotDefined {
+			if v != nil && v.Silent {
 				t.Fatalf("door got a request it should serve: %q (%s)", p, v.Message)
 			}
 			if v == nil && (len(p) < 2 || binary.BigEndian.Uint16(p) != opERROR) {
@@ -89,10 +93,11 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzLoopBreaker drives the loop breaker with arbitrary event sequences
-// (3 bytes an event: kind, client, seconds elapsed) and checks its
-// invariants: the table never outgrows its cap, a completed script always
-// sends the next request of that client to the binary, and a client with
-// no completed binary never gets the script.
+// (3 bytes an event: kind, client and binary, seconds elapsed) and checks
+// its invariants: the table never outgrows its cap, a completed script
+// always sends the next request of that client for that binary to the
+// binary, and a client that never completed a binary never gets the script
+// for it.
 func FuzzLoopBreaker(f *testing.F) {
 	f.Add([]byte{1, 1, 0, 0, 1, 5, 3, 1, 0, 0, 1, 9})
 	f.Add(bytes.Repeat([]byte{1, 0xff, 1, 1, 0xfe, 1}, 40))
@@ -100,28 +105,33 @@ func FuzzLoopBreaker(f *testing.F) {
 		const max = 8
 		l := NewLoopBreaker(20*time.Second, max)
 		now := time.Date(2026, 11, 25, 6, 0, 0, 0, time.UTC)
-		everLoaded := map[netip.Addr]bool{}
+		type key struct {
+			ip   netip.Addr
+			file string
+		}
+		everLoaded := map[key]bool{}
 		for i := 0; i+2 < len(ev); i += 3 {
 			kind, who, dt := ev[i]%5, ev[i+1], ev[i+2]
 			ip := netip.AddrFrom4([4]byte{198, 51, 100, who % 16})
+			file := fuzzNames[int(who>>4)%len(fuzzNames)]
 			now = now.Add(time.Duration(dt) * time.Second)
 			switch kind {
 			case 0:
-				if l.Decide(ip, now) == ServeScript && !everLoaded[ip] {
-					t.Fatalf("event %d: script for %v, which never completed a binary", i/3, ip)
+				if l.Decide(ip, file, now) == ServeScript && !everLoaded[key{ip, file}] {
+					t.Fatalf("event %d: script for %v asking for %s, which it never completed", i/3, ip, file)
 				}
 			case 1:
-				l.Completed(ip, ServeBinary, true, now)
-				everLoaded[ip] = true
+				l.Completed(ip, file, ServeBinary, true, now)
+				everLoaded[key{ip, file}] = true
 			case 2:
-				l.Completed(ip, ServeBinary, false, now)
+				l.Completed(ip, file, ServeBinary, false, now)
 			case 3:
-				l.Completed(ip, ServeScript, true, now)
-				if l.Decide(ip, now) != ServeBinary {
+				l.Completed(ip, file, ServeScript, true, now)
+				if l.Decide(ip, file, now) != ServeBinary {
 					t.Fatalf("event %d: script again right after a completed script", i/3)
 				}
 			case 4:
-				l.Completed(ip, ServeScript, false, now)
+				l.Completed(ip, file, ServeScript, false, now)
 			}
 			if l.Len() > max {
 				t.Fatalf("table holds %d > %d", l.Len(), max)

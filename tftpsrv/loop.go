@@ -47,8 +47,12 @@ func (s Serve) String() string {
 // the caller passes the time, so tests can walk it through any sequence.
 // It is safe for concurrent use.
 //
-// TFTP carries no MAC address, so the key is the client's IP. The states
-// of one IP:
+// TFTP carries no MAC address, so the key is the client's IP together
+// with the binary's name: the loop is iPXE asking for the very file it was
+// loaded from (the router hands out one name). Another binary from the same
+// IP inside the window (a BIOS and a UEFI machine taking turns on one
+// address, or one machine switched from legacy to UEFI boot) is a first
+// load, and gets the binary. The states of one (IP, binary):
 //
 //	(none) --binary transfer completed--> loaded(t)
 //	loaded(t), request within window --> answer script (state unchanged)
@@ -65,7 +69,15 @@ type LoopBreaker struct {
 	max    int
 
 	mu      sync.Mutex
-	entries map[netip.Addr]time.Time // IP -> when its binary transfer completed
+	entries map[loopKey]time.Time // (IP, binary) -> when that transfer completed
+}
+
+// loopKey is one client IP and the binary it loaded. file is always a served
+// name (the caller's table is fixed at start-up), so the key space is
+// bounded by the IPs.
+type loopKey struct {
+	ip   netip.Addr
+	file string
 }
 
 // NewLoopBreaker returns a LoopBreaker. window <= 0 means DefaultLoopWindow;
@@ -77,7 +89,7 @@ func NewLoopBreaker(window time.Duration, maxEntries int) *LoopBreaker {
 	if maxEntries <= 0 {
 		maxEntries = DefaultLoopEntries
 	}
-	return &LoopBreaker{window: window, max: maxEntries, entries: map[netip.Addr]time.Time{}}
+	return &LoopBreaker{window: window, max: maxEntries, entries: map[loopKey]time.Time{}}
 }
 
 // Window returns the window in force.
@@ -85,17 +97,17 @@ func (l *LoopBreaker) Window() time.Duration { return l.window }
 
 func canon(ip netip.Addr) netip.Addr { return ip.Unmap() }
 
-// Decide is called when ip asks for an iPXE binary at now.
-func (l *LoopBreaker) Decide(ip netip.Addr, now time.Time) Serve {
-	ip = canon(ip)
+// Decide is called when ip asks for the iPXE binary file at now.
+func (l *LoopBreaker) Decide(ip netip.Addr, file string, now time.Time) Serve {
+	k := loopKey{canon(ip), file}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, ok := l.entries[ip]
+	t, ok := l.entries[k]
 	if !ok {
 		return ServeBinary
 	}
 	if l.expired(t, now) {
-		delete(l.entries, ip)
+		delete(l.entries, k)
 		return ServeBinary
 	}
 	return ServeScript
@@ -107,23 +119,24 @@ func (l *LoopBreaker) expired(t, now time.Time) bool {
 	return now.Sub(t) >= l.window || now.Before(t)
 }
 
-// Completed is called when a transfer to ip decided by Decide has ended at
-// now; ok says whether the client acknowledged the last block.
-func (l *LoopBreaker) Completed(ip netip.Addr, what Serve, ok bool, now time.Time) {
+// Completed is called when a transfer to ip of a request for file, decided
+// by Decide, has ended at now; ok says whether the client acknowledged the
+// last block.
+func (l *LoopBreaker) Completed(ip netip.Addr, file string, what Serve, ok bool, now time.Time) {
 	if !ok {
 		return
 	}
-	ip = canon(ip)
+	k := loopKey{canon(ip), file}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch what {
 	case ServeScript:
-		delete(l.entries, ip)
+		delete(l.entries, k)
 	case ServeBinary:
-		if _, exists := l.entries[ip]; !exists && len(l.entries) >= l.max {
+		if _, exists := l.entries[k]; !exists && len(l.entries) >= l.max {
 			l.makeRoom(now)
 		}
-		l.entries[ip] = now
+		l.entries[k] = now
 	}
 }
 
@@ -131,23 +144,23 @@ func (l *LoopBreaker) Completed(ip netip.Addr, what Serve, ok bool, now time.Tim
 // oldest one. O(n), but it only runs when a binary download completes with
 // the table full.
 func (l *LoopBreaker) makeRoom(now time.Time) {
-	var oldestIP netip.Addr
+	var oldestKey loopKey
 	var oldest time.Time
-	for ip, t := range l.entries {
+	for k, t := range l.entries {
 		if l.expired(t, now) {
-			delete(l.entries, ip)
+			delete(l.entries, k)
 			continue
 		}
-		if !oldestIP.IsValid() || t.Before(oldest) {
-			oldestIP, oldest = ip, t
+		if !oldestKey.ip.IsValid() || t.Before(oldest) {
+			oldestKey, oldest = k, t
 		}
 	}
-	if len(l.entries) >= l.max && oldestIP.IsValid() {
-		delete(l.entries, oldestIP)
+	if len(l.entries) >= l.max && oldestKey.ip.IsValid() {
+		delete(l.entries, oldestKey)
 	}
 }
 
-// Len returns the number of IPs remembered (expired ones included until
+// Len returns the number of (IP, binary) pairs remembered (expired ones included until
 // they are looked at or pushed out).
 func (l *LoopBreaker) Len() int {
 	l.mu.Lock()

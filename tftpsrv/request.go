@@ -46,7 +46,7 @@ const (
 type Request struct {
 	Op       uint16 // opRRQ or opWRQ
 	Filename string // as sent, before any cleaning
-	Mode     string // lower-cased: "octet" or "netascii" (or "mail")
+	Mode     string // lower-cased: "octet" or "netascii" (or "mail" in a WRQ)
 	Options  map[string]string
 }
 
@@ -55,8 +55,11 @@ type Request struct {
 // pxe_pilot_tftp_rejected_total, and a message for the client and the log.
 type RequestError struct {
 	Code    ErrorCode
-	Reason  string // bounded: malformed, write, bad_path, too_long, not_found (busy: see handleRead)
+	Reason  string // bounded: malformed, write, bad_path, too_long, not_found, busy, client_limit (deadline: see handleRead)
 	Message string
+	// Silent: count and log the refusal but send nothing (a request held
+	// back by a limit; the client's retransmission is the retry).
+	Silent bool
 }
 
 func (e *RequestError) Error() string { return e.Message }
@@ -106,7 +109,11 @@ func ParseRequest(p []byte) (Request, error) {
 	}
 	r := Request{Op: op, Filename: string(fields[0]), Mode: strings.ToLower(string(fields[1]))}
 	switch r.Mode {
-	case "octet", "netascii", "mail":
+	case "octet", "netascii":
+	case "mail":
+		if op == opRRQ {
+			return Request{}, reject(ErrIllegalOp, "malformed", "illegal TFTP operation: transfer mode \"mail\" is for write requests only; read with \"octet\"")
+		}
 	default:
 		return Request{}, reject(ErrIllegalOp, "malformed", "illegal TFTP operation: unknown transfer mode %q", fields[1])
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/pin/tftp/v3"
-	"golang.org/x/net/ipv4"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
@@ -39,9 +38,13 @@ const (
 // maxActiveTransfers caps transfers under way. pin/tftp opens a socket and
 // starts a goroutine for every RRQ before asking us; a flood of RRQs from
 // spoofed addresses would otherwise hold one of each for ~6 s apiece until
-// the process runs out of file descriptors. Past the cap a request is
-// refused at once ("server busy"; firmware retries). 512 parallel boots is
-// far beyond what one appliance on one L2 segment sees.
+// the process runs out of file descriptors. At the cap the socket filter
+// sends every request to the door, which drops it unanswered: the client
+// retransmits its RRQ (iPXE for ~16 s, EDK2 for ~24 s) and is served when
+// a slot frees; an ERROR would end its boot (see doc.go). 512 parallel
+// boots is far beyond what one appliance on one L2 segment sees. One host
+// can hold at most DefaultPerClientLimit of them, for at most the transfer
+// deadline (limits.go).
 const maxActiveTransfers = 512
 
 // refusalLogBurst is how many refusals a second are logged one by one;
@@ -67,6 +70,13 @@ type Config struct {
 	// time its firmware asks for a binary (measured with OVMF: "NBP
 	// filesize is 389 Bytes", then the load fails).
 	LoopWindow time.Duration
+	// PerClientLimit caps the transfers under way for one client IP; 0
+	// means DefaultPerClientLimit. Tests that play many machines from
+	// 127.0.0.1 raise it.
+	PerClientLimit int
+	// TransferDeadline bounds a whole transfer; 0 means the default sized
+	// from the biggest served file (transferDeadline). Tests shorten it.
+	TransferDeadline time.Duration
 	// Files are extra files served by exact name, which may include
 	// folders (see files.go): the Secure Boot chain and grub.cfg.
 	Files map[string][]byte
@@ -98,7 +108,19 @@ type Server struct {
 	pinConn *net.UDPConn // requests for known names, served by pin/tftp
 	pin     *tftp.Server
 
-	active    chan struct{} // one token per transfer under way
+	deadline time.Duration // for a whole transfer
+	ipv4     bool          // the request port is IPv4: the filter can hold clients back
+
+	// Admission (limits.go): transfers under way, per client, and the
+	// socket filter's current gate. filterNames is what the filter matches.
+	gateMu      sync.Mutex
+	maxActive   int
+	perLimit    int
+	total       int
+	perClient   map[netip.Addr]int
+	gate        gate
+	filterNames []string
+
 	serving   atomic.Bool
 	closeOnce sync.Once
 
@@ -123,10 +145,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	s := &Server{
-		log:    cfg.Logger,
-		m:      cfg.Metrics,
-		files:  map[string]file{},
-		active: make(chan struct{}, maxActiveTransfers),
+		log:       cfg.Logger,
+		m:         cfg.Metrics,
+		files:     map[string]file{},
+		maxActive: maxActiveTransfers,
+		perClient: map[netip.Addr]int{},
 	}
 	if cfg.LoopWindow >= 0 {
 		s.loop = NewLoopBreaker(cfg.LoopWindow, 0)
@@ -157,6 +180,18 @@ func New(cfg Config) (*Server, error) {
 	if err := s.setGenerator(cfg.Generate); err != nil {
 		return nil, err
 	}
+	s.perLimit = cfg.PerClientLimit
+	if s.perLimit <= 0 {
+		s.perLimit = DefaultPerClientLimit
+	}
+	s.deadline = cfg.TransferDeadline
+	if s.deadline <= 0 {
+		biggest := 0
+		for _, f := range s.files {
+			biggest = max(biggest, len(f.data))
+		}
+		s.deadline = transferDeadline(biggest)
+	}
 
 	addr := cfg.Addr
 	if addr == "" {
@@ -168,7 +203,9 @@ func New(cfg Config) (*Server, error) {
 			network = "udp6"
 		}
 	}
-	s.door, s.pinConn, err = listenSplit(network, addr, s.socketNames())
+	s.ipv4 = network == "udp4"
+	s.filterNames = s.socketNames()
+	s.door, s.pinConn, err = listenSplit(network, addr, s.filterNames)
 	if err != nil {
 		return nil, fmt.Errorf("tftpsrv: listening on %s (PXE_TFTP_ADDR): %w", addr, err)
 	}
@@ -183,7 +220,7 @@ func New(cfg Config) (*Server, error) {
 			s.m.TFTPTransfers.WithLabelValues(f.name, r)
 		}
 	}
-	for _, r := range []string{"write", "not_found", "bad_path", "too_long", "malformed", "busy"} {
+	for _, r := range []string{"write", "not_found", "bad_path", "too_long", "malformed", "busy", "client_limit", "deadline"} {
 		s.m.TFTPRejected.WithLabelValues(r)
 	}
 	return s, nil
@@ -213,7 +250,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.loop != nil {
 		window = s.loop.Window().String()
 	}
-	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", window)
+	s.gateMu.Lock()
+	maxActive := s.maxActive
+	s.gateMu.Unlock()
+	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", window,
+		"max_transfers", maxActive, "per_client", s.perLimit, "transfer_deadline", s.deadline.String())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -267,30 +308,35 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		s.log.Warn("TFTP request for an unknown name reached the transfer socket", "client", clientAddr, "file", filename)
 		return fmt.Errorf("file not found: %q", filename)
 	}
-	select {
-	case s.active <- struct{}{}:
-		defer func() { <-s.active }()
-	default:
-		s.m.TFTPRejected.WithLabelValues("busy").Inc()
-		s.log.Warn("TFTP request refused: too many transfers under way", "client", clientAddr, "file", filename, "max", cap(s.active))
-		return fmt.Errorf("server busy: %d transfers under way, try again", cap(s.active))
+	// The socket filter holds requests back once a limit is reached; only
+	// requests already queued when it closed get here over a limit.
+	if reason := s.admit(client); reason != "" {
+		s.m.TFTPRejected.WithLabelValues(reason).Inc()
+		s.log.Warn("TFTP request refused: too many transfers under way", "client", clientAddr, "file", filename, "reason", reason, "per_client", s.perLimit)
+		return fmt.Errorf("server busy (%s): try again", reason)
 	}
+	defer s.release(client)
 	data, served := f.data, f.name
 	decision := ServeBinary
 	breaking := f.binary && s.loop != nil
 	if breaking {
-		decision = s.loop.Decide(client, start)
+		decision = s.loop.Decide(client, f.name, start)
 		if decision == ServeScript {
 			data, served = s.script, assets.ScriptBoot
 			s.m.TFTPLoopBreaks.Inc()
 		}
 	}
 	s.m.TFTPTransfers.WithLabelValues(served, "started").Inc()
-	n, err := rf.ReadFrom(bytes.NewReader(data))
+	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
+		// The deadline reader hides bytes.Reader's Seek, which pin/tftp
+		// would use for tsize.
+		ot.SetSize(int64(len(data)))
+	}
+	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadlineFor(f, len(data))), limit: s.deadlineFor(f, len(data))})
 	end := time.Now()
 	dur := end.Sub(start)
 	if breaking {
-		s.loop.Completed(client, decision, err == nil, end)
+		s.loop.Completed(client, f.name, decision, err == nil, end)
 	}
 	s.m.TFTPBytes.WithLabelValues(served).Add(float64(n))
 	attrs := []any{"client", clientAddr, "file", filename, "served", served, "bytes", n, "duration", dur.Round(time.Microsecond).String()}
@@ -309,6 +355,10 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 			// received while block 0 (the OACK) was outstanding.
 			level, msg = slog.LevelInfo, "TFTP transfer ended by the client after option negotiation (firmware size probe)"
 		}
+		if errors.Is(err, errDeadline) {
+			msg = "TFTP transfer ended: it ran past the transfer deadline"
+			s.m.TFTPRejected.WithLabelValues("deadline").Inc()
+		}
 		s.log.Log(context.Background(), level, msg, append(attrs, "result", "failed", "err", err)...)
 		s.m.TFTPTransfers.WithLabelValues(served, "failed").Inc()
 		return err
@@ -317,108 +367,4 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	s.m.TFTPDuration.WithLabelValues(served).Observe(dur.Seconds())
 	s.m.TFTPTransfers.WithLabelValues(served, "completed").Inc()
 	return nil
-}
-
-// verdict is the door's answer to a packet: the error to send (nil: send
-// nothing).
-func (s *Server) verdict(p []byte) *RequestError {
-	req, err := ParseRequest(p)
-	if err != nil {
-		var re *RequestError
-		if errors.As(err, &re) {
-			return re
-		}
-		return nil // errIgnore
-	}
-	if req.Op == opWRQ {
-		return reject(ErrAccessViolation, "write", "access violation: PXE Pilot's TFTP server is read-only")
-	}
-	name, rerr := s.clean(req.Filename)
-	if rerr != nil {
-		return rerr
-	}
-	if _, ok := s.files[name]; ok {
-		// The socket filter sends every RRQ for a known name to pin/tftp;
-		// getting one here means the kernel and ParseRequest disagree.
-		return reject(ErrNotDefined, "malformed", "request for %q could not be served; please report this", name)
-	}
-	return reject(ErrFileNotFound, "not_found", "file not found: %q (served: %s)", req.Filename, strings.Join(s.names(), ", "))
-}
-
-// serveDoor answers, from port 69 itself, every packet the socket filter
-// did not pass to pin/tftp. Each answer is one parse and one send, done
-// inline: a flood of garbage costs a loop iteration per packet and never
-// a goroutine.
-func (s *Server) serveDoor() {
-	buf := make([]byte, 65536)
-	var p4 *ipv4.PacketConn
-	if la, ok := s.door.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
-		p4 = ipv4.NewPacketConn(s.door)
-		if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
-			p4 = nil
-		}
-	}
-	for {
-		var (
-			n   int
-			src net.Addr
-			err error
-			dst net.IP
-		)
-		if p4 != nil {
-			var cm *ipv4.ControlMessage
-			n, cm, src, err = p4.ReadFrom(buf)
-			if cm != nil && !cm.Dst.IsMulticast() && !cm.Dst.Equal(net.IPv4bcast) {
-				dst = cm.Dst
-			}
-		} else {
-			n, src, err = s.door.ReadFrom(buf)
-		}
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("TFTP read failed", "err", err)
-			continue
-		}
-		re := s.verdict(buf[:n])
-		if re == nil {
-			continue
-		}
-		s.m.TFTPRejected.WithLabelValues(re.Reason).Inc()
-		s.logRefusal(time.Now(), src, re)
-		pkt := errorPacket(re.Code, re.Message)
-		// Answer from the address the client wrote to: on a host with
-		// several addresses, a reply from another one is dropped by
-		// clients that check the server's address.
-		if p4 != nil && dst != nil {
-			_, err = p4.WriteTo(pkt, &ipv4.ControlMessage{Src: dst}, src)
-		} else {
-			_, err = s.door.WriteTo(pkt, src)
-		}
-		if err != nil {
-			s.log.Debug("TFTP error reply not sent", "client", src.String(), "err", err)
-		}
-	}
-}
-
-// logRefusal logs a refusal, at most refusalLogBurst a second. Garbage is
-// logged at debug level only.
-func (s *Server) logRefusal(now time.Time, src net.Addr, re *RequestError) {
-	if now.Sub(s.logSecond) >= time.Second {
-		if s.suppressed > 0 {
-			s.log.Warn("TFTP refusals not logged one by one (too many); see pxe_pilot_tftp_rejected_total", "count", s.suppressed)
-		}
-		s.logSecond, s.logged, s.suppressed = now, 0, 0
-	}
-	if s.logged >= refusalLogBurst {
-		s.suppressed++
-		return
-	}
-	s.logged++
-	level := slog.LevelInfo
-	if re.Reason == "malformed" {
-		level = slog.LevelDebug
-	}
-	s.log.Log(context.Background(), level, "TFTP request refused", "client", src.String(), "reason", re.Reason, "code", int(re.Code), "err", re.Message)
 }

@@ -48,6 +48,13 @@ func (e *testEnv) logText() string {
 
 func startServer(t *testing.T, window time.Duration) *testEnv {
 	t.Helper()
+	return startServerWith(t, Config{LoopWindow: window})
+}
+
+// startServerWith is startServer with more settings: cfg's Addr, Binaries,
+// BaseURL, Metrics and Logger are filled in.
+func startServerWith(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
 	for _, n := range []string{assets.UndionlyKPXE, assets.IPXEEFI, assets.SNPOnlyEFI} {
 		if _, err := os.Stat(filepath.Join(assets.DebianDir, n)); err != nil {
 			t.Fatalf("Debian's iPXE build %s is missing (%v): apt-get install ipxe", n, err)
@@ -68,7 +75,8 @@ func startServer(t *testing.T, window time.Duration) *testEnv {
 	logs := &bytes.Buffer{}
 	mu := &sync.Mutex{}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: logs, mu: mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: window, Metrics: m, Logger: logger})
+	cfg.Addr, cfg.Binaries, cfg.BaseURL, cfg.Metrics, cfg.Logger = "127.0.0.1:0", bins, testBaseURL, m, logger
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +320,12 @@ func TestRefusalsOnTheWire(t *testing.T) {
 		{"name plus suffix", rq(opRRQ, "undionly.kpxe.bak", "octet"), ErrFileNotFound, "file not found", "not_found"},
 		{"no mode", append(binary.BigEndian.AppendUint16(nil, opRRQ), "undionly.kpxe\x00"...), ErrIllegalOp, "no transfer mode", "malformed"},
 		{"bad mode", rq(opRRQ, "pxelinux.0", "binary"), ErrIllegalOp, "unknown transfer mode", "malformed"},
+		{"known name, bad mode", rq(opRRQ, "ipxe.efi", "binary"), ErrIllegalOp, "unknown transfer mode", "malformed"},
+		{"known name, mode prefix", rq(opRRQ, "undionly.kpxe", "octets"), ErrIllegalOp, "unknown transfer mode", "malformed"},
+		{"known name, mode mail", rq(opRRQ, "boot.ipxe", "mail"), ErrIllegalOp, "write requests only", "malformed"},
+		{"known name, no final NUL", []byte("\x00\x01undionly.kpxe\x00octet"), ErrIllegalOp, "not NUL-terminated", "malformed"},
+		{"known name, options without final NUL", []byte("\x00\x01/ipxe.efi\x00octet\x00tsize\x000"), ErrIllegalOp, "not NUL-terminated", "malformed"},
+		{"unknown name, no final NUL", []byte("\x00\x01pxelinux.0\x00octet"), ErrIllegalOp, "not NUL-terminated", "malformed"},
 		{"one byte", []byte{0x42}, ErrIllegalOp, "no opcode", "malformed"},
 		{"unknown opcode", []byte{0x47, 0x45, 0x54, 0x20, 0x2f}, ErrIllegalOp, "unknown opcode", "malformed"},
 		{"zero opcode", []byte{0, 0, 0, 0}, ErrIllegalOp, "unknown opcode", "malformed"},
@@ -440,44 +454,6 @@ func TestServeReleasesEverything(t *testing.T) {
 		t.Fatalf("port not released: %v", err)
 	}
 	again.Close()
-}
-
-// TestBusyRefusesAtOnce fills the transfer cap with a stalled transfer and
-// checks that the next request is refused at once, and served again once
-// the stalled one has ended.
-func TestBusyRefusesAtOnce(t *testing.T) {
-	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New("test")
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.active = make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	addr := srv.Addr().String()
-
-	r, c, tid := rawConversation(t, addr, rq(opRRQ, assets.IPXEEFI, "octet"))
-	if binary.BigEndian.Uint16(r) != opDATA {
-		t.Fatalf("first transfer: %q", r[:4])
-	}
-	r = rawExchange(t, addr, rq(opRRQ, assets.UndionlyKPXE, "octet"))
-	if binary.BigEndian.Uint16(r) != opERROR || !strings.Contains(string(r), "server busy") {
-		t.Fatalf("second transfer while the first is stalled: %q", r)
-	}
-	if v := value(t, m.TFTPRejected.WithLabelValues("busy")); v != 1 {
-		t.Fatalf("busy = %v", v)
-	}
-	c.WriteTo(errorPacket(ErrNotDefined, "abort"), tid)
-	waitFor(t, "the stalled transfer to end", func() bool { return len(srv.active) == 0 })
-	if _, _, err := pinGet(addr, assets.UndionlyKPXE, 0, false); err != nil {
-		t.Fatalf("after the stalled transfer ended: %v", err)
-	}
 }
 
 func TestRefusalLogIsRateLimited(t *testing.T) {

@@ -58,6 +58,7 @@ func serve(args []string) error {
 	dir := fs.String("ipxe-dir", "", "folder of iPXE builds (default: Debian's /usr/lib/ipxe)")
 	base := fs.String("base-url", "http://127.0.0.1:8000", "PXE_BASE_URL written into boot.ipxe")
 	window := fs.Duration("loop-window", time.Nanosecond, "loop breaker window; the 1 ns default turns it off for load tests, where every client is 127.0.0.1")
+	perClient := fs.Int("per-client", 1024, "transfers under way per client IP; the high default lifts the appliance's limit (4) for load tests, where every client is 127.0.0.1")
 	verbose := fs.Bool("v", false, "log every transfer")
 	fs.Parse(args)
 	bins, err := assets.LoadBinaries(assets.Options{Dir: *dir, NoEmbedded: true})
@@ -71,8 +72,9 @@ func serve(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	// Every load client is 127.0.0.1, so they all look like one machine:
 	// the 1 ns default window keeps the loop breaker from answering repeat
-	// downloads with the boot script.
-	srv, err := tftpsrv.New(tftpsrv.Config{Addr: *addr, Binaries: bins, BaseURL: *base, LoopWindow: *window, Logger: log})
+	// downloads with the boot script, and -per-client lifts the per-client
+	// transfer limit.
+	srv, err := tftpsrv.New(tftpsrv.Config{Addr: *addr, Binaries: bins, BaseURL: *base, LoopWindow: *window, PerClientLimit: *perClient, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type clientCommand struct {
 	takesMAC bool
 	// query puts the MAC in ?mac= instead of the path.
 	query bool
+	// pages: follow the API's pages (?limit=&cursor=) and print each as it
+	// comes, so a fleet of any size never sits in memory at once.
+	pages bool
 	// more builds a request from the arguments after the MAC, for
 	// commands that take them (assign, label); nil means none are allowed.
 	more  func(mac store.MAC, args []string) (method, path string, body any, err error)
@@ -35,7 +38,7 @@ type clientCommand struct {
 }
 
 var clientCommands = map[string]clientCommand{
-	"nodes":     {method: http.MethodGet, path: "/nodes", print: printNodes},
+	"nodes":     {method: http.MethodGet, path: "/nodes", pages: true},
 	"node":      {method: http.MethodGet, path: "/nodes/%s", takesMAC: true, print: printNode},
 	"events":    {method: http.MethodGet, path: "/nodes/%s/events", takesMAC: true, print: printEvents},
 	"reinstall": {method: http.MethodPost, path: "/nodes/%s/reinstall", takesMAC: true, print: printNode},
@@ -96,6 +99,12 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 	key := fs.String("api-key", getenv("ADMIN_API_KEY"), "admin API key (env ADMIN_API_KEY)")
 	asJSON := fs.Bool("json", false, "print the API's JSON as it is")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the appliance")
+	filter := map[string]*string{}
+	if c.pages {
+		for _, f := range []string{"state", "profile", "label", "seen_since", "q"} {
+			filter[f] = fs.String(strings.ReplaceAll(f, "_", "-"), "", "only nodes with this "+f+" (see GET /nodes)")
+		}
+	}
 	// Accept flags before and after the MAC.
 	var pos []string
 	for {
@@ -138,6 +147,9 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 			path = fmt.Sprintf(path, mac)
 		}
 	}
+	if c.pages {
+		return followPages(ctx, strings.TrimRight(*server, "/")+path, *key, filter, *asJSON, *timeout, stdout, stderr)
+	}
 	body, code, err := call(ctx, method, strings.TrimRight(*server, "/")+path, *key, reqBody, *timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "pxe-pilot:", err)
@@ -161,6 +173,53 @@ func runClient(ctx context.Context, c clientCommand, args []string, getenv func(
 		return 1
 	}
 	return 0
+}
+
+// followPages lists nodes a page at a time.
+func followPages(ctx context.Context, base, key string, filter map[string]*string, asJSON bool, timeout time.Duration, stdout, stderr io.Writer) int {
+	q := url.Values{"limit": {"1000"}}
+	for k, v := range filter {
+		if *v != "" {
+			q.Set(k, *v)
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if !asJSON {
+		fmt.Fprintln(tw, nodesHeader)
+	}
+	for page := 0; ; page++ {
+		body, code, err := call(ctx, http.MethodGet, base+"?"+q.Encode(), key, nil, timeout)
+		if err != nil {
+			fmt.Fprintln(stderr, "pxe-pilot:", err)
+			return 1
+		}
+		if code/100 != 2 {
+			var e struct{ Error string }
+			json.Unmarshal(body, &e)
+			fmt.Fprintf(stderr, "pxe-pilot: %s: %d %s\n", base, code, e.Error)
+			return 1
+		}
+		var v struct {
+			Nodes []store.Node
+			Next  string
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			fmt.Fprintln(stderr, "pxe-pilot: unexpected answer:", err)
+			return 1
+		}
+		if asJSON {
+			stdout.Write(body)
+		} else {
+			for _, n := range v.Nodes {
+				nodeRow(tw, n)
+			}
+			tw.Flush()
+		}
+		if v.Next == "" {
+			return 0
+		}
+		q.Set("cursor", v.Next)
+	}
 }
 
 func call(ctx context.Context, method, u, key string, reqBody any, timeout time.Duration) ([]byte, int, error) {
@@ -209,17 +268,10 @@ func when(t *time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05")
 }
 
-func printNodes(w io.Writer, body []byte) error {
-	var v struct{ Nodes []store.Node }
-	if err := json.Unmarshal(body, &v); err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MAC\tSTATE\tPROFILE\tOUTCOME\tLAST SEEN\tLAST IP\tBOOTS\tPLATFORM")
-	for _, n := range v.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.MAC, n.State, dash(n.Profile), outcome(n), when(n.LastSeen), dash(n.LastIP), n.BootCount, dash(n.Facts.Platform))
-	}
-	return tw.Flush()
+const nodesHeader = "MAC\tSTATE\tPROFILE\tOUTCOME\tLAST SEEN\tLAST IP\tBOOTS\tPLATFORM"
+
+func nodeRow(w io.Writer, n store.Node) {
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.MAC, n.State, dash(n.Profile), outcome(n), when(n.LastSeen), dash(n.LastIP), n.BootCount, dash(n.Facts.Platform))
 }
 
 func printNode(w io.Writer, body []byte) error {

@@ -6,6 +6,8 @@
 //	pxe-pilot reinstall <mac>      reinstall a machine on its next boot
 //	pxe-pilot cancel <mac>         cancel a pending reinstall
 //	pxe-pilot health               exit 0 when the appliance is healthy
+//	pxe-pilot backup <file>        back up the running appliance's database
+//	pxe-pilot restore <file> --to <dir>, pxe-pilot recover --from <dir> --to <dir>
 //
 // Run "pxe-pilot help" for everything.
 package main
@@ -45,6 +47,12 @@ Usage:
   pxe-pilot forget <mac>        delete a node and its history
   pxe-pilot installed <mac>     report an installation as finished
   pxe-pilot health              exit 0 if the appliance answers /health
+  pxe-pilot backup <file>       write a backup of the running appliance's database
+  pxe-pilot restore <file> --to <new dir>
+                                load a backup into a new database directory (offline)
+  pxe-pilot recover --from <damaged dir> --to <new dir>
+                                salvage what is readable into a new directory and
+                                report what was not (offline; the source is only read)
   pxe-pilot version             print the version
 
 Client flags (after the command): --server URL (env PXE_SERVER, default
@@ -67,6 +75,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "backup": // backup.go
+		return runBackup(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(args, stdout, stderr)
+	case "recover":
+		return runRecover(args, stdout, stderr)
 	}
 	if c, ok := clientCommands[cmd]; ok {
 		return runClient(ctx, c, args, getenv, stdout, stderr)

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/httpapi"
+	"github.com/pxe-pilot/pxe-pilot/metrics"
+	"github.com/pxe-pilot/pxe-pilot/store"
+)
+
+var quietLog = storeLogger(&bytes.Buffer{})
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &out)
+	return code, out.String()
+}
+
+// TestBackupRestoreCommands: a backup of a running appliance (its database
+// open and locked), restored offline into a new directory, holds every node,
+// flag and event.
+func TestBackupRestoreCommands(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 50; i++ {
+		m := store.MAC(fmt.Sprintf("52:54:00:00:01:%02x", i))
+		if _, _, err := st.RecordBoot(m, store.Sighting{Time: now, IP: "203.0.113.5"}, func(*store.Node) store.Event { return store.Event{Decision: store.DecisionLocal} }); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if _, err := st.SetReinstall(m, true, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h, err := httpapi.NewHandler(httpapi.Config{Store: st, Metrics: metrics.New("test"), BaseURL: "http://127.0.0.1", AdminKey: "k", Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	env := map[string]string{"PXE_SERVER": srv.URL, "ADMIN_API_KEY": "k"}
+	file := filepath.Join(t.TempDir(), "pxe.backup")
+
+	if code, out := runCmd(t, map[string]string{"PXE_SERVER": srv.URL}, "backup", file); code != 1 || !strings.Contains(out, "401") {
+		t.Fatalf("backup without the key: %d %s", code, out)
+	}
+	if _, err := os.Stat(file); err == nil {
+		t.Fatal("a refused backup left a file")
+	}
+	if code, out := runCmd(t, env, "backup", file); code != 0 {
+		t.Fatalf("backup: %d %s", code, out)
+	}
+	if code, out := runCmd(t, env, "backup", file); code != 2 || !strings.Contains(out, "already exists") {
+		t.Fatalf("backup over an existing file: %d %s", code, out)
+	}
+	to := filepath.Join(t.TempDir(), "restored")
+	if code, out := runCmd(t, nil, "restore", file, "--to", to); code != 0 || !strings.Contains(out, "restored 50 nodes") {
+		t.Fatalf("restore: %d %s", code, out)
+	}
+	if code, out := runCmd(t, nil, "restore", file, "--to", to); code != 1 || !strings.Contains(out, "not empty") {
+		t.Fatalf("restore into a used directory: %d %s", code, out)
+	}
+	r, err := store.Open(to, store.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want, _ := st.List()
+	got, _ := r.List()
+	if len(got) != len(want) {
+		t.Fatalf("restored %d nodes, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].MAC != want[i].MAC || got[i].Reinstall != want[i].Reinstall || got[i].State != want[i].State {
+			t.Errorf("restored %+v, want %+v", got[i], want[i])
+		}
+		if ev, err := r.Events(got[i].MAC); err != nil || len(ev) != 1 {
+			t.Errorf("events of %s after restore: %d %v", got[i].MAC, len(ev), err)
+		}
+	}
+}
+
+// TestRecoverCommand: a database whose MANIFEST is gone is refused by the
+// appliance; recover salvages it into a new directory, says what it could
+// not read, and leaves the source alone.
+func TestRecoverCommand(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "db")
+	st, err := store.Open(src, store.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 20; i++ {
+		if _, err := st.SetReinstall(store.MAC(fmt.Sprintf("52:54:00:00:02:%02x", i)), true, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "MANIFEST")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Open(src, store.Options{Logger: quietLog}); err == nil || !strings.Contains(err.Error(), "pxe-pilot recover --from "+src) {
+		t.Fatalf("Open of the damaged directory = %v", err)
+	}
+	to := filepath.Join(t.TempDir(), "salvaged")
+	code, out := runCmd(t, nil, "recover", "--from", src, "--to", to)
+	if code != exitSalvagedWithLosses || !strings.Contains(out, "salvaged 20 nodes") || !strings.Contains(out, "could not read: MANIFEST: missing") {
+		t.Fatalf("recover: %d %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(src, "MANIFEST")); err == nil {
+		t.Error("recover wrote to the source")
+	}
+	r, err := store.Open(to, store.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if nodes, _ := r.List(); len(nodes) != 20 || !nodes[0].Reinstall {
+		t.Errorf("salvaged %d nodes (%+v)", len(nodes), nodes)
+	}
+	if code, out := runCmd(t, nil, "recover", "--from", src); code != 2 || !strings.Contains(out, "usage") {
+		t.Errorf("recover without --to: %d %s", code, out)
+	}
+}

@@ -1,0 +1,108 @@
+package store
+
+// The store's side of the acknowledgement journal (ackjournal.go): what
+// update, the sync loop and Close call at their hook points in store.go.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// pendingAck is a durable write on its way to the journal.
+type pendingAck struct {
+	key     string
+	version uint64
+	flags   byte
+}
+
+// ackPrepare reads the version Badger gave the node's newest change (a
+// tombstone for Delete). update calls it under the node's lock, right after
+// the commit, so no other writer of the node can come between. A write that
+// is not durable is journaled here, unsynced, as a soft record; a durable
+// one waits for ackCommit, after Badger's fsync.
+func (s *Store) ackPrepare(m MAC, durable bool, err error) pendingAck {
+	if err != nil || s.acks == nil {
+		return pendingAck{}
+	}
+	var p pendingAck
+	key := nodeKey(m)
+	_ = s.db.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(key); err == nil {
+			p = pendingAck{key: string(key), version: item.Version()}
+			return nil
+		}
+		// Deleted: the tombstone's version, the newest of the key's versions.
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: key})
+		defer it.Close()
+		it.Seek(key)
+		if it.Valid() && bytes.Equal(it.Item().Key(), key) {
+			p = pendingAck{key: string(key), version: it.Item().Version()}
+			if it.Item().IsDeletedOrExpired() {
+				p.flags = ackFlagDeleted
+			}
+		}
+		return nil
+	})
+	if p.key != "" {
+		raiseTo(&s.acks.committed, p.version)
+	}
+	if p.key != "" && !durable {
+		if err := s.acks.add(p.key, p.version, ackFlagSoft, false); err != nil {
+			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", err)
+		}
+		return pendingAck{}
+	}
+	return p
+}
+
+// ackCommit journals a durable write once Badger has synced it.
+func (s *Store) ackCommit(p pendingAck) error {
+	if p.key == "" {
+		return nil
+	}
+	if err := s.acks.add(p.key, p.version, p.flags, true); err != nil {
+		return fmt.Errorf("database at %s: committed and synced, but its acknowledgement journal %s cannot be written: %w",
+			s.path, ackFileName, err)
+	}
+	return nil
+}
+
+// syncAndMark is the sync loop's fsync: Badger's, then a sync mark for every
+// version committed before it.
+func (s *Store) syncAndMark() error {
+	if s.acks == nil {
+		return s.db.Sync()
+	}
+	v := s.acks.committed.Load()
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	return s.acks.add("", v, ackFlagSync, true)
+}
+
+// closeAndMark closes Badger, which flushes and fsyncs everything, then
+// marks every version as synced and closes the journal.
+func (s *Store) closeAndMark() error {
+	if s.acks == nil {
+		return s.db.Close()
+	}
+	v := s.acks.committed.Load()
+	err := s.db.Close()
+	if err == nil {
+		err = s.acks.add("", v, ackFlagSync, true)
+	}
+	return errors.Join(err, s.acks.close())
+}
+
+// raiseTo sets a to v unless it already holds more.
+func raiseTo(a *atomic.Uint64, v uint64) {
+	for c := a.Load(); v > c; c = a.Load() {
+		if a.CompareAndSwap(c, v) {
+			return
+		}
+	}
+}
