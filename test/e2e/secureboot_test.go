@@ -53,7 +53,9 @@ groups:
 	}
 	defer a.stop()
 	obs := newObserved()
-	timeout := timeoutFor(uefi)
+	// The signed chain reads GRUB, the kernel and the initrd over TFTP
+	// and has shim hash them: ~105 s to the installer on an idle machine.
+	timeout := 2 * timeoutFor(uefi)
 
 	t.Run("sb-1-ipxe-refused", func(t *testing.T) {
 		res := scenarioBoot(t, a, obs, vmSpec{name: "sb1-ipxe-refused", fw: uefi, secureBoot: true, mac: sbMAC(1),
