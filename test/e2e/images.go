@@ -179,7 +179,7 @@ fi
   echo
   echo ` + markerInstaller + `
   echo "SECUREBOOT: ${sb:-unreadable}"
-  echo "KERNEL-SAYS: $(/bin/busybox dmesg | /bin/busybox grep -i 'secure boot' | /bin/busybox head -1)"
+  echo "KERNEL-SAYS: $(/bin/busybox dmesg | /bin/busybox grep -i 'secure boot' | /bin/busybox tr '\n' ' ')"
   echo "CMDLINE: $(/bin/busybox cat /proc/cmdline)"
   echo END-OF-INSTALLER
 } > /dev/ttyS0
