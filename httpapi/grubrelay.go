@@ -108,7 +108,8 @@ func (s *Server) relayed(name string) ([]byte, bool) {
 	start := time.Now()
 	body, err = s.fetch(u)
 	if err != nil {
-		s.m.StoreErrors.WithLabelValues("grub_relay").Inc()
+		// GRUB then gets "file not found" (counted by the TFTP server
+		// as not_found) and the script falls through to the local disk.
 		s.log.Warn("grub: relaying an installer file failed", "mac", mac, "file", suffix, "url", u, "err", err)
 		return nil, false
 	}
