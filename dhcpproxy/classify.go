@@ -214,12 +214,14 @@ func Classify(req *dhcpv4.DHCPv4, in Inbound, p Policy) (Boot, Reason) {
 	case archBIOS:
 		b.File, b.DiscoveryControl = assets.UndionlyKPXE, true
 	case archEFIX64, archEFIBC, archHTTPX64:
-		// The signed chain exists for x86_64 only (no ia32 shim in Debian).
-		if p.ShimX64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
-			b.File, b.Loader, b.HTTP = p.ShimX64, LoaderShim, arch == archHTTPX64
-			if b.HTTP {
-				b.File = p.BaseURL + "/shim/" + p.ShimX64
-			}
+		// The signed chain exists for x86_64 only (no ia32 shim in
+		// Debian), and for PXE only: Debian's signed GRUB configures its
+		// network from the PXE base code's DHCP answer and has no http
+		// module, so after UEFI HTTP Boot it would find no grub.cfg and
+		// stop at its prompt. HTTP Boot clients keep iPXE (refused under
+		// Secure Boot, so the firmware moves on to its next entry).
+		if arch != archHTTPX64 && p.ShimX64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
+			b.File, b.Loader = p.ShimX64, LoaderShim
 			return b, Answer
 		}
 		b.File = p.EFIBinary
@@ -231,11 +233,8 @@ func Classify(req *dhcpv4.DHCPv4, in Inbound, p Policy) (Boot, Reason) {
 	case archHTTPIA32:
 		b.File, b.HTTP = p.BaseURL+"/ipxe/"+p.EFIBinary, true
 	case archEFIARM64, archHTTPARM64:
-		if p.ShimAA64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
-			b.File, b.Loader, b.HTTP = p.ShimAA64, LoaderShim, arch == archHTTPARM64
-			if b.HTTP {
-				b.File = p.BaseURL + "/shim/" + p.ShimAA64
-			}
+		if arch == archEFIARM64 && p.ShimAA64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
+			b.File, b.Loader = p.ShimAA64, LoaderShim
 			return b, Answer
 		}
 		if p.ARM64Binary == "" {

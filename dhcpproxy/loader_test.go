@@ -35,7 +35,7 @@ func TestLoaderChoice(t *testing.T) {
 		{"pxe/global shim, node ipxe", withMAC(pxe, nodeIPXE), LoaderShim, "shimx64.efi", "ipxe.efi", LoaderIPXE},
 		{"pxe/global ipxe, node shim", withMAC(pxe, nodeShim), LoaderIPXE, "shimx64.efi", "shimx64.efi", LoaderShim},
 		{"pxe/shim missing", withMAC(pxe, nodeShim), LoaderShim, "", "ipxe.efi", LoaderIPXE},
-		{"http/global shim", withMAC(http, other), LoaderShim, "shimx64.efi", "http://203.0.113.2:8000/shim/shimx64.efi", LoaderShim},
+		{"http/global shim: HTTP Boot keeps iPXE", withMAC(http, other), LoaderShim, "shimx64.efi", "http://203.0.113.2:8000/ipxe/ipxe.efi", LoaderIPXE},
 		{"http/node ipxe", withMAC(http, nodeIPXE), LoaderShim, "shimx64.efi", "http://203.0.113.2:8000/ipxe/ipxe.efi", LoaderIPXE},
 		{"bios unchanged", withMAC(bios, nodeShim), LoaderShim, "shimx64.efi", "undionly.kpxe", LoaderIPXE},
 		{"ipxe itself unchanged", withMAC(ipxe, nodeShim), LoaderShim, "shimx64.efi", "http://203.0.113.2:8000/chain", ""},

@@ -17,7 +17,7 @@ import (
 
 // The Secure Boot chain over HTTP: GRUB's per-machine script (/grub), the
 // static grub.cfg under GRUB's built-in prefixes, and shim and GRUB
-// themselves for UEFI HTTP Boot (/shim/<name>: shim fetches grubx64.efi
+// themselves over HTTP (/shim/<name>: shim fetches grubx64.efi
 // from the folder it was loaded from).
 
 // routesGRUB adds the GRUB routes.
@@ -117,7 +117,8 @@ func (s *Server) grubCfg(w http.ResponseWriter, _ *http.Request, _ httprouter.Pa
 	w.Write(s.grubCfgBuf)
 }
 
-// signed serves shim and GRUB over HTTP for UEFI HTTP Boot.
+// signed serves shim and GRUB over HTTP, for a GRUB build that can boot
+// over HTTP (ProxyDHCP does not offer Debian's chain to HTTP Boot clients).
 func (s *Server) signed(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 	name := p.ByName("name")
 	label := name
