@@ -34,13 +34,15 @@
 
 ARG GO_VERSION=1.26
 
-# --- iPXE binaries from Debian -------------------------------------------
+# --- iPXE and the Secure Boot chain (shim + GRUB) from Debian ----------
 FROM --platform=$BUILDPLATFORM debian:bookworm-slim AS ipxe
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe \
+ && apt-get install -y --no-install-recommends ipxe shim-signed grub-efi-amd64-signed \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir /ipxe \
- && cp -L /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/snponly.efi /ipxe/
+ && mkdir /ipxe /signed \
+ && cp -L /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi /usr/lib/ipxe/snponly.efi /ipxe/ \
+ && cp -L /usr/lib/shim/shimx64.efi.signed /signed/shimx64.efi \
+ && cp -L /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed /signed/grubx64.efi
 
 # --- static Go build -----------------------------------------------------
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
@@ -54,6 +56,7 @@ COPY . .
 # Embedded at build time (assets/assets.go go:embeds assets/ipxe), so the
 # image needs no iPXE files at run time.
 COPY --from=ipxe /ipxe/ assets/ipxe/
+COPY --from=ipxe /signed/ assets/signed/
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev

@@ -17,6 +17,12 @@ PLATFORMS ?= linux/amd64 linux/arm64
 IPXE_SRC   ?= /usr/lib/ipxe
 IPXE_FILES := undionly.kpxe ipxe.efi snponly.efi
 
+# The Secure Boot chain from Debian's shim-signed and grub-efi-amd64-signed
+# (see assets/signed.go): copied as shimx64.efi and grubx64.efi. Optional:
+# without them the appliance looks in Debian's paths at run time.
+SHIM_SRC ?= /usr/lib/shim/shimx64.efi.signed
+GRUB_SRC ?= /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
+
 .PHONY: all assets build build-all test deps run clean
 
 all: build
@@ -31,6 +37,12 @@ assets:
 		cp -L "$(IPXE_SRC)/$$f" "assets/ipxe/$$f" || exit 1; \
 	done
 	@echo "assets/ipxe: $(IPXE_FILES) copied from $(IPXE_SRC)"
+	@if [ -r "$(SHIM_SRC)" ] && [ -r "$(GRUB_SRC)" ]; then \
+		cp -L "$(SHIM_SRC)" assets/signed/shimx64.efi && cp -L "$(GRUB_SRC)" assets/signed/grubx64.efi && \
+		echo "assets/signed: shimx64.efi, grubx64.efi copied from $(SHIM_SRC), $(GRUB_SRC)"; \
+	else \
+		echo "make assets: $(SHIM_SRC) or $(GRUB_SRC) not found; the Secure Boot chain is not embedded (apt-get install shim-signed grub-efi-amd64-signed, or set SHIM_SRC/GRUB_SRC)" >&2; \
+	fi
 
 ## build: static binary ./pxe-pilot with the iPXE binaries embedded.
 build: assets
@@ -60,4 +72,4 @@ run: build
 
 clean:
 	rm -rf $(BINARY) $(DIST)
-	find assets/ipxe -type f ! -name README.md -delete
+	find assets/ipxe assets/signed -type f ! -name README.md -delete

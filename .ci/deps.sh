@@ -7,10 +7,12 @@
 # systemd-analyze (unit check), iproute2 + util-linux (namespaces), curl
 # (TFTP client), libcap2-bin (setcap for the non-root image test), chromium
 # (the web console tests drive it headless), debian-installer-12-netboot-amd64
-# (a real installer, d-i, for the e2e profile scenarios).
+# (a real installer, d-i, for the e2e profile scenarios), shim-signed +
+# grub-efi-amd64-signed (the Secure Boot chain the appliance serves;
+# OVMF_CODE_4M.ms.fd from ovmf enforces Secure Boot).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf dnsmasq-base tftpd-hpa tftp-hpa atftp
+pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf shim-signed grub-efi-amd64-signed dnsmasq-base tftpd-hpa tftp-hpa atftp
   busybox-static cpio linux-image-amd64 tcpdump nmap prometheus iproute2 procps
   kmod systemd dosfstools mtools git make ca-certificates curl libcap2-bin util-linux
   chromium debian-installer-12-netboot-amd64)

@@ -46,7 +46,7 @@ var BinaryNames = []string{UndionlyKPXE, IPXEEFI, SNPOnlyEFI, ARM64EFI}
 // DebianDir is where Debian's `ipxe` package installs its builds.
 const DebianDir = "/usr/lib/ipxe"
 
-//go:embed ipxe
+//go:embed ipxe signed
 var embedded embed.FS
 
 //go:embed scripts/*.tmpl

@@ -166,6 +166,14 @@ func Decide(n store.Node, cl Client, set *profiles.Set, c Config, token string) 
 		return errorPlan(cl, res, "reinstall requested but "+err.Error(),
 			string(cl.MAC)+" should reinstall, but its profile did not render: "+err.Error(), "The reinstall stays pending")
 	}
+	if cl.Loader == LoaderGRUB {
+		// GRUB cannot run every plan iPXE can (an iPXE script, https):
+		// refuse here, before the flag is consumed.
+		if err := GRUBCheck(plan); err != nil {
+			return errorPlan(cl, res, "reinstall requested but "+err.Error(),
+				string(cl.MAC)+" should reinstall, but "+err.Error(), "The reinstall stays pending")
+		}
+	}
 	return plan
 }
 

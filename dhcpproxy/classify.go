@@ -71,6 +71,37 @@ type Policy struct {
 	BaseURL     string // no trailing slash
 	EFIBinary   string // for UEFI x86/x64 PXE and x64 HTTP Boot
 	ARM64Binary string // "" = ignore arm64 clients
+	// UEFILoader is what UEFI x86_64 and arm64 firmware gets by default:
+	// LoaderIPXE ("" too) or LoaderShim (the signed shim → GRUB chain,
+	// which firmware enforcing Secure Boot accepts).
+	UEFILoader string
+	// ShimX64 and ShimAA64 are the shim names served ("" = not found:
+	// those machines get iPXE whatever the loader setting).
+	ShimX64, ShimAA64 string
+	// LoaderFor, when set, is the node's own loader (its profile's
+	// "loader" field): LoaderIPXE, LoaderShim, or "" for UEFILoader. It
+	// must be quick (one store read) and never fail loudly: on error it
+	// returns "".
+	LoaderFor func(net.HardwareAddr) string
+}
+
+// UEFI loaders (PXE_UEFI_LOADER, a profile's "loader").
+const (
+	LoaderIPXE = "ipxe"
+	LoaderShim = "shim"
+)
+
+// loader says which loader a UEFI firmware client gets.
+func (p Policy) loader(mac net.HardwareAddr) string {
+	if p.LoaderFor != nil {
+		if l := p.LoaderFor(mac); l == LoaderIPXE || l == LoaderShim {
+			return l
+		}
+	}
+	if p.UEFILoader == LoaderShim {
+		return LoaderShim
+	}
+	return LoaderIPXE
 }
 
 // Boot is the classification of a packet we answer: who asks and what they
@@ -82,6 +113,7 @@ type Boot struct {
 	Stage     string    // StageFirmware or StageIPXE
 	HTTP      bool      // UEFI HTTP Boot: reply with option 60 "HTTPClient"
 	File      string    // TFTP file name or absolute URL
+	Loader    string    // LoaderIPXE or LoaderShim (what File is)
 	// DiscoveryControl: put option 43 with PXE_DISCOVERY_CONTROL = 8 in
 	// the reply (BIOS PXE ROMs, see the package comment).
 	DiscoveryControl bool
@@ -173,7 +205,7 @@ func Classify(req *dhcpv4.DHCPv4, in Inbound, p Policy) (Boot, Reason) {
 		return b, Answer
 	}
 
-	b.Stage = StageFirmware
+	b.Stage, b.Loader = StageFirmware, LoaderIPXE
 	httpArch := arch == archHTTPIA32 || arch == archHTTPX64 || arch == archHTTPARM64
 	if _, known := archLabels[arch]; known && httpArch != isHTTP {
 		return Boot{}, ReasonClassArch
@@ -181,11 +213,30 @@ func Classify(req *dhcpv4.DHCPv4, in Inbound, p Policy) (Boot, Reason) {
 	switch arch {
 	case archBIOS:
 		b.File, b.DiscoveryControl = assets.UndionlyKPXE, true
-	case archEFIIA32, archEFIX64, archEFIBC:
+	case archEFIX64, archEFIBC, archHTTPX64:
+		// The signed chain exists for x86_64 only (no ia32 shim in
+		// Debian), and for PXE only: Debian's signed GRUB configures its
+		// network from the PXE base code's DHCP answer and has no http
+		// module, so after UEFI HTTP Boot it would find no grub.cfg and
+		// stop at its prompt. HTTP Boot clients keep iPXE (refused under
+		// Secure Boot, so the firmware moves on to its next entry).
+		if arch != archHTTPX64 && p.ShimX64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
+			b.File, b.Loader = p.ShimX64, LoaderShim
+			return b, Answer
+		}
 		b.File = p.EFIBinary
-	case archHTTPIA32, archHTTPX64:
+		if arch == archHTTPX64 {
+			b.File, b.HTTP = p.BaseURL+"/ipxe/"+p.EFIBinary, true
+		}
+	case archEFIIA32:
+		b.File = p.EFIBinary
+	case archHTTPIA32:
 		b.File, b.HTTP = p.BaseURL+"/ipxe/"+p.EFIBinary, true
 	case archEFIARM64, archHTTPARM64:
+		if arch == archEFIARM64 && p.ShimAA64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
+			b.File, b.Loader = p.ShimAA64, LoaderShim
+			return b, Answer
+		}
 		if p.ARM64Binary == "" {
 			return Boot{}, ReasonNoARM64
 		}

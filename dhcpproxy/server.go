@@ -32,6 +32,15 @@ type Config struct {
 	// ARM64Binary for UEFI arm64; "" = arm64 clients are ignored (logged
 	// and counted as arm64_missing).
 	ARM64Binary string
+	// UEFILoader is PXE_UEFI_LOADER: LoaderIPXE ("" too) or LoaderShim.
+	UEFILoader string
+	// ShimX64 and ShimAA64 are the signed shims' TFTP names, "" when not
+	// found (those machines then get iPXE).
+	ShimX64, ShimAA64 string
+	// LoaderFor, when set, is a node's own loader (its profile's
+	// "loader"), "" for UEFILoader. It is called on the receive path for
+	// UEFI firmware packets only and must return promptly.
+	LoaderFor func(net.HardwareAddr) string
 	// KnownMAC, when set (PXE_DHCP_ONLY_KNOWN), limits answers to the
 	// machines it accepts. It is called concurrently, off the receive
 	// path, and only for packets we would otherwise answer. It must
@@ -102,7 +111,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.policy = Policy{ServerIP: ip, BaseURL: strings.TrimRight(cfg.BaseURL, "/"), EFIBinary: efi, ARM64Binary: cfg.ARM64Binary}
+	switch cfg.UEFILoader {
+	case "", LoaderIPXE, LoaderShim:
+	default:
+		return nil, fmt.Errorf("UEFI loader %q: want %s or %s", cfg.UEFILoader, LoaderIPXE, LoaderShim)
+	}
+	s.policy = Policy{ServerIP: ip, BaseURL: strings.TrimRight(cfg.BaseURL, "/"), EFIBinary: efi, ARM64Binary: cfg.ARM64Binary,
+		UEFILoader: cfg.UEFILoader, ShimX64: cfg.ShimX64, ShimAA64: cfg.ShimAA64, LoaderFor: cfg.LoaderFor}
 
 	port, bport := cfg.Port, cfg.BootServerPort
 	if port == 0 {
@@ -263,5 +278,5 @@ func (s *Server) send(c *net.UDPConn, r Result, start time.Time) {
 	s.m.DHCPReplyDuration.Observe(time.Since(start).Seconds())
 	s.m.DHCPOffers.WithLabelValues(r.Boot.ArchLabel, r.Boot.Stage).Inc()
 	s.log.Debug("ProxyDHCP answered", "mac", r.MAC.String(), "type", r.Type, "arch", r.Boot.ArchLabel,
-		"stage", r.Boot.Stage, "file", r.Boot.File, "dest", r.Dest.String())
+		"stage", r.Boot.Stage, "loader", r.Boot.Loader, "file", r.Boot.File, "dest", r.Dest.String())
 }

@@ -32,6 +32,7 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	mac, err := store.ParseMAC(q.Get("mac"))
 	if err != nil {
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
+		s.m.LoaderRequests.WithLabelValues(boot.LoaderIPXE, store.DecisionError).Inc()
 		s.log.Warn("boot: bad MAC", "mac", truncate(q.Get("mac"), 64), "remote", r.RemoteAddr, "err", err)
 		s.writeScript(w, http.StatusBadRequest, assets.ScriptError, boot.ErrorLines(
 			"the boot request has no usable MAC address ("+err.Error()+")",
@@ -58,6 +59,7 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	plan, node, err := s.decide(cl, facts)
 	if err != nil {
 		s.m.BootRequests.WithLabelValues(store.DecisionError).Inc()
+		s.m.LoaderRequests.WithLabelValues(cl.Loader, store.DecisionError).Inc()
 		s.m.StoreErrors.WithLabelValues("record_boot").Inc()
 		s.log.Error("boot: store failed", "mac", mac, "ip", ip, "err", err)
 		s.writeScript(w, http.StatusInternalServerError, assets.ScriptError, boot.ErrorLines(
@@ -95,6 +97,7 @@ func (s *Server) decide(cl boot.Client, facts store.Facts) (boot.Plan, store.Nod
 
 func (s *Server) logBoot(plan boot.Plan, node store.Node, cl boot.Client) {
 	s.m.BootRequests.WithLabelValues(plan.Decision).Inc()
+	s.m.LoaderRequests.WithLabelValues(cl.Loader, plan.Decision).Inc()
 	if plan.Install {
 		s.m.InstallTransitions.WithLabelValues(string(store.StateInstalling)).Inc()
 	}

@@ -68,14 +68,19 @@ func (s *Server) decision(w http.ResponseWriter, r *http.Request, p httprouter.P
 		platform = n.Facts.Platform
 	}
 	cl := boot.Client{MAC: mac, IP: n.LastIP, Platform: platform, Loader: boot.LoaderIPXE}
+	render, field := boot.IPXE, "ipxe"
+	if r.URL.Query().Get("loader") == boot.LoaderGRUB {
+		// ?loader=grub: what the Secure Boot chain's GRUB would get.
+		cl.Loader, render, field = boot.LoaderGRUB, boot.GRUB, "grub"
+	}
 	plan := boot.Decide(n, cl, s.profiles(), s.bootCfg, "TOKEN")
-	script, err := boot.IPXE(plan)
+	script, err := render(plan)
 	if err != nil {
 		script = []byte("rendering failed: " + err.Error())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"mac": mac, "state": n.State, "decision": plan.Decision, "reason": plan.Reason,
-		"profile": plan.Profile, "rule": plan.Rule, "kind": plan.Kind, "ipxe": string(script),
+		"profile": plan.Profile, "rule": plan.Rule, "kind": plan.Kind, field: string(script),
 	})
 }
 

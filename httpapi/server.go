@@ -69,6 +69,7 @@ type Config struct {
 
 	Store    Store
 	Binaries *assets.Binaries // nil: /ipxe/<name> answers 404
+	Signed   *assets.Binaries // the Secure Boot chain; nil: /shim/<name> answers 404
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
@@ -88,8 +89,12 @@ type Server struct {
 	ln       net.Listener
 	handler  http.Handler
 	chainBuf []byte
-	bootCfg  boot.Config
-	profiles func() *profiles.Set
+	// grubCfgBuf is the static grub.cfg (nil when PXE_BASE_URL is not a
+	// URL GRUB can use, e.g. https).
+	grubCfgBuf []byte
+	relay      relay // GRUB's installer files over TFTP (grubrelay.go)
+	bootCfg    boot.Config
+	profiles   func() *profiles.Set
 }
 
 // New validates cfg, binds the listener and builds the routes.
@@ -157,6 +162,8 @@ func newServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: rendering the chain script: %w", err)
 	}
 	s.chainBuf = chain
+	s.grubCfgBuf, _ = boot.GRUBConfig(cfg.BaseURL)
+	s.relay = relay{entries: map[store.MAC]*relayEntry{}, client: &http.Client{}}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -177,6 +184,7 @@ func (s *Server) routes() http.Handler {
 	// a 405 there makes it stall the download that follows.
 	open(http.MethodGet, "/ipxe/:name", s.binary)
 	open(http.MethodHead, "/ipxe/:name", s.binary)
+	s.routesGRUB(open)
 	open(http.MethodGet, "/health", s.health)
 	metricsHandler := s.m.Handler()
 	open(http.MethodGet, "/metrics", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -26,7 +26,9 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// HTTP API.
-	BootRequests     *prometheus.CounterVec // decision="reinstall|local|error"
+	BootRequests *prometheus.CounterVec // decision="reinstall|local|error"
+	// LoaderRequests: the same requests by loader="ipxe|grub" and decision.
+	LoaderRequests   *prometheus.CounterVec
 	ChainRequests    prometheus.Counter     //
 	ReinstallChanges *prometheus.CounterVec // action="set|clear"
 	InstallReports   *prometheus.CounterVec // result="installed|failed|progress|refused"
@@ -72,6 +74,10 @@ func New(version string) *Metrics {
 		Namespace: namespace, Name: "boot_requests_total",
 		Help: "GET /boot requests by the decision served.",
 	}, []string{"decision"})
+	m.LoaderRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "loader_boot_requests_total",
+		Help: "Boot decisions served, by the loader that asked (ipxe: GET /boot, grub: GET /grub) and the decision.",
+	}, []string{"loader", "decision"})
 	m.ChainRequests = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "chain_requests_total",
 		Help: "GET /chain requests (iPXE entering the appliance).",
@@ -162,7 +168,7 @@ func New(version string) *Metrics {
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
 	for _, c := range []prometheus.Collector{
-		m.BootRequests, m.ChainRequests, m.ReinstallChanges, m.InstallReports,
+		m.BootRequests, m.LoaderRequests, m.ChainRequests, m.ReinstallChanges, m.InstallReports,
 		m.InstallTransitions, m.InstallStalls, m.InstallFiles,
 		m.HTTPDuration, m.AssetRequests, m.StoreErrors,
 		m.DHCPPackets, m.DHCPOffers, m.DHCPIgnored, m.DHCPReplyDuration, m.DHCPSendErrors,
@@ -177,6 +183,8 @@ func New(version string) *Metrics {
 	// start-up (a rate() over a missing series shows "no data", not 0).
 	for _, d := range []string{"reinstall", "local", "error"} {
 		m.BootRequests.WithLabelValues(d)
+		m.LoaderRequests.WithLabelValues("ipxe", d)
+		m.LoaderRequests.WithLabelValues("grub", d)
 	}
 	for _, a := range []string{"set", "clear"} {
 		m.ReinstallChanges.WithLabelValues(a)

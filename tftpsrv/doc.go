@@ -5,7 +5,19 @@
 //
 // What is served. Exactly the names PXE Pilot knows: the iPXE builds found
 // at start-up (undionly.kpxe, ipxe.efi, snponly.efi, ipxe-arm64.efi) and
-// boot.ipxe / autoexec.ipxe, rendered once at New from PXE_BASE_URL.
+// boot.ipxe / autoexec.ipxe, rendered once at New from PXE_BASE_URL, and
+// Config.Files: the Secure Boot chain (shimx64.efi, grubx64.efi) and
+// GRUB's grub.cfg under its built-in prefix ("/grub/grub.cfg"), the only
+// names served with a folder part (exact keys, see files.go), plus one
+// generated folder (Config.Generate: GRUB's per-machine script
+// /grub/node/<MAC> and the installer files it relays). Measured reads of
+// the chain, in order (OVMF, Debian's shim 16.1 and GRUB 2.06-13):
+// shimx64.efi (size probe, then the file), revocations_sku.efi,
+// revocations_sbat.efi, shim_certificate_0.efi (optional, "not found"),
+// grubx64.efi (blksize 512), then GRUB with blksize 1024 and a leading
+// slash: /grub/x86_64-efi/command.lst, fs.lst, crypto.lst, terminal.lst
+// (not found: built in), /grub/grub.cfg, then what grub.cfg names. GRUB
+// asks the router's next-server (siaddr), not the ProxyDHCP server.
 // Nothing is read from disk at request time, so there is no directory to
 // walk, no symlink to follow and no file that can change mid-transfer. One
 // leading '/' is tolerated ("/undionly.kpxe"): routers and pxelinux-era

@@ -26,7 +26,7 @@ func (s *Server) verdict(p []byte, src netip.Addr) *RequestError {
 	if req.Op == opWRQ {
 		return reject(ErrAccessViolation, "write", "access violation: PXE Pilot's TFTP server is read-only")
 	}
-	name, rerr := CleanName(req.Filename)
+	name, rerr := s.clean(req.Filename)
 	if rerr != nil {
 		return rerr
 	}

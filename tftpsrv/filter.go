@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 
 	"golang.org/x/net/bpf"
@@ -94,12 +95,17 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 	emit(bpf.RetConstant{Val: sockDoor})
 	label("names")
 	for ni, name := range names {
+		// A name ending in '/' is a folder whose every name goes to
+		// pin/tftp (generated files, files.go); Go checks the rest.
+		folder := strings.HasSuffix(name, "/")
 		for _, slash := range []bool{false, true} {
 			want := []byte(name)
 			if slash {
 				want = append([]byte{'/'}, want...)
 			}
-			want = append(want, 0)
+			if !folder {
+				want = append(want, 0)
+			}
 			next := fmt.Sprintf("next%d%v", ni, slash)
 			off := uint32(2)
 			for len(want) > 0 {
@@ -118,6 +124,11 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 				cond(bpf.JumpNotEqual, v, next, "")
 				off += uint32(size)
 				want = want[size:]
+			}
+			if folder {
+				emit(bpf.RetConstant{Val: sockPin})
+				label(next)
+				continue
 			}
 			// The name matched; the mode starts at off.
 			emit(bpf.LoadConstant{Dst: bpf.RegX, Val: off})

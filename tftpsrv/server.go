@@ -77,6 +77,12 @@ type Config struct {
 	// TransferDeadline bounds a whole transfer; 0 means the default sized
 	// from the biggest served file (transferDeadline). Tests shorten it.
 	TransferDeadline time.Duration
+	// Files are extra files served by exact name, which may include
+	// folders (see files.go): the Secure Boot chain and grub.cfg.
+	Files map[string][]byte
+	// Generate answers every name under one folder from code, per
+	// request (GRUB's per-machine script, see files.go); zero: none.
+	Generate Generator
 	// Metrics receives the TFTP counters; nil means a private registry.
 	Metrics *metrics.Metrics
 	// Logger; nil means slog.Default().
@@ -97,6 +103,7 @@ type Server struct {
 	files   map[string]file
 	script  []byte // boot.ipxe, sent in place of a binary by the loop breaker
 	loop    *LoopBreaker
+	gen     Generator
 	door    *net.UDPConn // refusals: WRQ, bad names, garbage
 	pinConn *net.UDPConn // requests for known names, served by pin/tftp
 	pin     *tftp.Server
@@ -167,6 +174,12 @@ func New(cfg Config) (*Server, error) {
 		s.files[name] = file{name: name, data: data}
 	}
 	s.script = s.files[assets.ScriptBoot].data
+	if err := s.addFiles(cfg.Files); err != nil {
+		return nil, err
+	}
+	if err := s.setGenerator(cfg.Generate); err != nil {
+		return nil, err
+	}
 	s.perLimit = cfg.PerClientLimit
 	if s.perLimit <= 0 {
 		s.perLimit = DefaultPerClientLimit
@@ -191,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.ipv4 = network == "udp4"
-	s.filterNames = s.names()
+	s.filterNames = s.socketNames()
 	s.door, s.pinConn, err = listenSplit(network, addr, s.filterNames)
 	if err != nil {
 		return nil, fmt.Errorf("tftpsrv: listening on %s (PXE_TFTP_ADDR): %w", addr, err)
@@ -288,8 +301,8 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		client = client.Unmap()
 		clientAddr = ra.String()
 	}
-	name, rerr := CleanName(filename)
-	f, ok := s.files[name]
+	name, rerr := s.clean(filename)
+	f, ok := s.lookup(name, client)
 	if rerr != nil || !ok {
 		s.m.TFTPRejected.WithLabelValues("not_found").Inc()
 		s.log.Warn("TFTP request for an unknown name reached the transfer socket", "client", clientAddr, "file", filename)
@@ -319,7 +332,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		// would use for tsize.
 		ot.SetSize(int64(len(data)))
 	}
-	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadline), limit: s.deadline})
+	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadlineFor(f, len(data))), limit: s.deadlineFor(f, len(data))})
 	end := time.Now()
 	dur := end.Sub(start)
 	if breaking {

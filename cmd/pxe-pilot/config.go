@@ -57,6 +57,8 @@ var settings = []setting{
 	{"PXE_IPXE_DIR", "ipxe-dir", "", "folder with your own iPXE builds (searched before the embedded and Debian ones)"},
 	{"PXE_IPXE_ARM64_EFI", "ipxe-arm64-efi", "", "path of an arm64 UEFI iPXE build"},
 	{"PXE_EFI_BINARY", "efi-binary", "ipxe.efi", "iPXE for x86_64 UEFI: ipxe.efi or snponly.efi"},
+	{"PXE_UEFI_LOADER", "uefi-loader", "ipxe", "what UEFI x86_64 machines load: ipxe, or shim (Microsoft-signed shim + Debian-signed GRUB, for Secure Boot); a profile's loader field overrides it per node or group"},
+	{"PXE_SIGNED_DIR", "signed-dir", "", "folder with your own shimx64.efi and grubx64.efi (searched before the embedded and Debian ones)"},
 	{"PXE_DHCP_PROXY_ENABLED", "dhcp-proxy", "false", "answer PXE clients as a ProxyDHCP server (1/true/yes)"},
 	{"PXE_DHCP_INTERFACE", "dhcp-interface", "", "interface for ProxyDHCP (empty: the one with the default route)"},
 	{"PXE_DHCP_ONLY_KNOWN", "dhcp-only-known", "false", "ProxyDHCP answers only MACs already in the store"},
@@ -85,6 +87,8 @@ type config struct {
 	IPXEDir         string
 	IPXEARM64       string
 	EFIBinary       string
+	UEFILoader      string
+	SignedDir       string
 	DHCPEnabled     bool
 	DHCPInterface   string
 	DHCPOnlyKnown   bool
@@ -232,6 +236,11 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.EFIBinary != assets.IPXEEFI && c.EFIBinary != assets.SNPOnlyEFI {
 		bad("PXE_EFI_BINARY", "must be ipxe.efi or snponly.efi")
 	}
+	c.UEFILoader = raw["PXE_UEFI_LOADER"]
+	if c.UEFILoader != "ipxe" && c.UEFILoader != "shim" {
+		bad("PXE_UEFI_LOADER", "must be ipxe or shim")
+	}
+	c.SignedDir = raw["PXE_SIGNED_DIR"]
 	c.DHCPEnabled = parseBool(raw, "PXE_DHCP_PROXY_ENABLED", bad)
 	c.DHCPInterface = raw["PXE_DHCP_INTERFACE"]
 	c.DHCPOnlyKnown = parseBool(raw, "PXE_DHCP_ONLY_KNOWN", bad)

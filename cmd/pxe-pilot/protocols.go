@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
@@ -16,7 +17,8 @@ import (
 // protocolServers builds the TFTP and ProxyDHCP servers the configuration
 // enables. Each binds its sockets here, so a port in use stops start-up with
 // a clear error instead of surfacing later.
-func protocolServers(cfg config, st store.Backend, bins *assets.Binaries, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
+func protocolServers(cfg config, st store.Backend, f files, m *metrics.Metrics, log *slog.Logger) (map[string]server, error) {
+	bins := f.ipxe
 	out := map[string]server{}
 	if cfg.TFTPEnabled {
 		// The loop breaker is for routers that hand iPXE the binary's name
@@ -31,6 +33,8 @@ func protocolServers(cfg config, st store.Backend, bins *assets.Binaries, m *met
 			Addr:       cfg.TFTPAddr,
 			Binaries:   bins,
 			BaseURL:    cfg.BaseURL,
+			Files:      f.tftpFiles(cfg.BaseURL, log),
+			Generate:   tftpsrv.Generator{Prefix: boot.GRUBNodeFolder, Make: f.grub},
 			LoopWindow: window,
 			Metrics:    m,
 			Logger:     log,
@@ -59,11 +63,16 @@ func protocolServers(cfg config, st store.Backend, bins *assets.Binaries, m *met
 		if _, ok := bins.Get(assets.ARM64EFI); ok {
 			arm64 = assets.ARM64EFI
 		}
+		shim, shimARM := f.shimNames()
 		d, err := dhcpproxy.New(dhcpproxy.Config{
 			Interface:   cfg.DHCPInterface,
 			BaseURL:     cfg.BaseURL,
 			EFIBinary:   cfg.EFIBinary,
 			ARM64Binary: arm64,
+			UEFILoader:  cfg.UEFILoader,
+			ShimX64:     shim,
+			ShimAA64:    shimARM,
+			LoaderFor:   f.loaderFor(st),
 			KnownMAC:    known,
 			Metrics:     m,
 			Logger:      log,
@@ -71,7 +80,7 @@ func protocolServers(cfg config, st store.Backend, bins *assets.Binaries, m *met
 		if err != nil {
 			return nil, fmt.Errorf("ProxyDHCP (PXE_DHCP_INTERFACE=%q): %w", cfg.DHCPInterface, err)
 		}
-		log.Info("ProxyDHCP listening", "interface", d.Interface(), "server_ip", d.ServerIP().String(), "only_known", cfg.DHCPOnlyKnown, "efi_binary", cfg.EFIBinary)
+		log.Info("ProxyDHCP listening", "interface", d.Interface(), "server_ip", d.ServerIP().String(), "only_known", cfg.DHCPOnlyKnown, "efi_binary", cfg.EFIBinary, "uefi_loader", cfg.UEFILoader)
 		out["dhcp"] = d
 	}
 	return out, nil

@@ -78,6 +78,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		warnings = append(warnings, fmt.Sprintf("iPXE binary %s is missing (looked in %s): TFTP and HTTP answer it with 'not found'; install Debian's ipxe package, run make assets, or set PXE_IPXE_DIR", name, strings.Join(looked, ", ")))
 	}
 
+	signed, err := loadSigned(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	prof, err := loadProfiles(cfg, log)
 	if err != nil {
 		return err
@@ -120,6 +125,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Store:           st,
 		Binaries:        bins,
+		Signed:          signed,
 		Metrics:         m,
 		Logger:          log,
 		Extra:           ui,
@@ -134,7 +140,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
 	}}
 
-	extra, err := protocolServers(cfg, st, bins, m, log)
+	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof, grub: api.GRUBScript}, m, log)
 	if err != nil {
 		return err
 	}

@@ -175,9 +175,19 @@ const installerInit = `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /dev /sys
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox mount -t sysfs sysfs /sys
+# The firmware's SecureBoot variable (EFI global variable GUID): 4 bytes of
+# attributes, then 1 = enforced. "none" on BIOS.
+sb=none
+if [ -d /sys/firmware/efi ]; then
+  /bin/busybox mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
+  sb=$(/bin/busybox od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d0-aa4d-00e098032b8c 2>/dev/null | /bin/busybox tr -d ' ')
+fi
 {
   echo
   echo ` + markerInstaller + `
+  echo "SECUREBOOT: ${sb:-unreadable}"
+  echo "KERNEL-SAYS: $(/bin/busybox dmesg | /bin/busybox grep -i 'secure boot' | /bin/busybox tr '\n' ' ')"
   echo "CMDLINE: $(/bin/busybox cat /proc/cmdline)"
 } > /dev/ttyS0
 report=
@@ -270,4 +280,35 @@ func buildInstallerInitrd(workDir, kernel, out string) error {
 		return fmt.Errorf("cpio (package cpio): %w: %s", err, stderr.String())
 	}
 	return f.Close()
+}
+
+// writeSecureBootDiskDir lays out an ESP that boots under Secure Boot, made
+// only of Debian's signed files: \EFI\BOOT\BOOTX64.EFI is the
+// Microsoft-signed shim, grubx64.efi next to it Debian's signed disk GRUB,
+// and its grub.cfg (a configuration needs no signature) prints the disk
+// marker. The unsigned marker application of writeUEFIDiskDir is refused
+// under Secure Boot ("Access Denied").
+func writeSecureBootDiskDir(dir string) error {
+	boot := filepath.Join(dir, "EFI", "BOOT")
+	deb := filepath.Join(dir, "EFI", "debian")
+	for _, d := range []string{boot, deb} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	for src, dst := range map[string]string{
+		"/usr/lib/shim/shimx64.efi.signed":                   filepath.Join(boot, "BOOTX64.EFI"),
+		"/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed": filepath.Join(boot, "grubx64.efi"),
+	} {
+		if err := copyFile(src, dst); err != nil {
+			return err
+		}
+	}
+	cfg := []byte("echo " + markerLocalDisk + "\nsleep 60\n")
+	for _, d := range []string{boot, deb} {
+		if err := os.WriteFile(filepath.Join(d, "grub.cfg"), cfg, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

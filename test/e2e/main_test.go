@@ -34,6 +34,7 @@ type suite struct {
 	work       string
 	biosDisk   string
 	uefiDisk   string
+	sbDisk     string // ESP of Debian's signed shim + GRUB (Secure Boot)
 	serconFile string
 	kernel     string
 	initrd     string
@@ -75,6 +76,10 @@ func prerequisites() []string {
 		{"/usr/lib/ipxe/qemu/efi-e1000.rom (iPXE NIC ROM for QEMU)", "ipxe-qemu", exists("/usr/lib/ipxe/qemu/efi-e1000.rom")},
 		{ovmfCode, "ovmf", exists(ovmfCode)},
 		{ovmfVars, "ovmf", exists(ovmfVars)},
+		{ovmfCodeSB + " (Secure Boot, Microsoft keys)", "ovmf", exists(ovmfCodeSB)},
+		{ovmfVarsSB, "ovmf", exists(ovmfVarsSB)},
+		{"/usr/lib/shim/shimx64.efi.signed", "shim-signed", exists("/usr/lib/shim/shimx64.efi.signed")},
+		{"/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed", "grub-efi-amd64-signed", exists("/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed")},
 		{"/usr/lib/ipxe/undionly.kpxe", "ipxe", exists("/usr/lib/ipxe/undionly.kpxe")},
 		{"dnsmasq", "dnsmasq", onPath("dnsmasq")},
 		{"tcpdump", "tcpdump", onPath("tcpdump")},
@@ -142,7 +147,7 @@ func TestMain(m *testing.M) {
 		for _, p := range missing {
 			fmt.Fprintln(os.Stderr, "  - "+p)
 		}
-		fmt.Fprintln(os.Stderr, "CI installs: apt-get install -y qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq tcpdump iproute2 cpio busybox-static linux-image-amd64 debian-installer-12-netboot-amd64")
+		fmt.Fprintln(os.Stderr, "CI installs: apt-get install -y qemu-system-x86 ipxe-qemu ipxe ovmf dnsmasq tcpdump iproute2 cpio busybox-static linux-image-amd64 debian-installer-12-netboot-amd64 shim-signed grub-efi-amd64-signed")
 		os.Exit(1)
 	}
 	var err error
@@ -187,6 +192,10 @@ func setupSuite() (*suite, error) {
 		return st, err
 	}
 	if err := writeUEFIDiskDir(st.uefiDisk); err != nil {
+		return st, err
+	}
+	st.sbDisk = filepath.Join(work, "esp-secureboot")
+	if err := writeSecureBootDiskDir(st.sbDisk); err != nil {
 		return st, err
 	}
 	if err := os.WriteFile(st.serconFile, []byte{0xf8, 0x03}, 0o644); err != nil {
@@ -323,4 +332,17 @@ func cleanSerial(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// elapsedOf is the power-on-to-marker time of a scenario boot recorded in
+// this run (0 if it did not run or failed).
+func (st *suite) elapsedOf(scenario string) time.Duration {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, t := range st.timings {
+		if t.scenario == scenario && !strings.HasPrefix(t.result, "FAILED") {
+			return t.elapsed
+		}
+	}
+	return 0
 }

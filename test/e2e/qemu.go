@@ -22,6 +22,9 @@ const (
 const (
 	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	// Microsoft's keys enrolled, Secure Boot enforced (Debian's ovmf).
+	ovmfCodeSB = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
+	ovmfVarsSB = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 )
 
 // vmSpec is one power-on of a fresh VM.
@@ -36,6 +39,13 @@ type vmSpec struct {
 	// a non-empty answer is the marker reached (e.g. a real installer's
 	// call-back seen by the appliance) and ends the boot there.
 	until func(serial string) string
+	// secureBoot (UEFI only): OVMF with Microsoft's keys and Secure Boot
+	// enforced, and a fresh copy of its variable store.
+	secureBoot bool
+	// stopOn: more strings that end the boot like a marker (the first
+	// one seen becomes res.marker), for boots that can never reach a
+	// marker, e.g. a loader refused by Secure Boot.
+	stopOn []string
 }
 
 // vmResult is what the serial port showed.
@@ -95,7 +105,11 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 		// A fresh copy of the variable store per VM: OVMF records boot
 		// options there, and a stale one changes the boot order.
 		vars := filepath.Join(dir, spec.name+".OVMF_VARS.fd")
-		if err := copyFile(ovmfVars, vars); err != nil {
+		code, varsSrc, disk := ovmfCode, ovmfVars, s.uefiDisk
+		if spec.secureBoot {
+			code, varsSrc, disk = ovmfCodeSB, ovmfVarsSB, s.sbDisk
+		}
+		if err := copyFile(varsSrc, vars); err != nil {
 			return res, err
 		}
 		defer os.Remove(vars)
@@ -104,14 +118,14 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 		// TFTP. IPv6 PXE off, or DHCPv6 time-outs come first.
 		argv = append(argv,
 			"-machine", "q35",
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars,
 			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no",
 			"-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no",
 		)
 		argv = append(argv, nic("virtio-net-pci,netdev=n0,romfile=,mac="+spec.mac+",bootindex=1")...)
 		argv = append(argv,
-			"-drive", "file=fat:ro:"+s.uefiDisk+",format=raw,if=none,id=d0,readonly=on",
+			"-drive", "file=fat:ro:"+disk+",format=raw,if=none,id=d0,readonly=on",
 			"-device", "virtio-blk-pci,drive=d0,bootindex=2",
 		)
 	default:
@@ -141,10 +155,15 @@ func (s *suite) bootVM(spec vmSpec) (vmResult, error) {
 			case strings.Contains(serial, markerLocalDisk):
 				res.marker, res.elapsed = markerLocalDisk, time.Since(start)
 			}
+			for _, m := range spec.stopOn {
+				if res.marker == "" && strings.Contains(cleanSerial(serial), m) {
+					res.marker, res.elapsed = m, time.Since(start)
+				}
+			}
 		}
 		// The installer prints its command line and then powers off; wait
 		// for the whole block (or the power-off) before judging.
-		done := res.marker == markerLocalDisk || (res.marker != "" && spec.until != nil) ||
+		done := (res.marker != "" && res.marker != markerInstaller) || (res.marker != "" && spec.until != nil) ||
 			(res.marker == markerInstaller && strings.Contains(serial, "END-OF-INSTALLER"))
 		if done || q.exited() || time.Now().After(deadline) {
 			if !done && res.marker == "" {

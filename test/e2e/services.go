@@ -26,10 +26,16 @@ const (
 	routerTFTP
 	// routerHTTP hands out the appliance's /chain URL as the boot file.
 	routerHTTP
+	// routerNextServer hands out addresses and names the appliance as
+	// next-server (siaddr), with no boot file: what Debian's signed GRUB
+	// needs beside ProxyDHCP (it reads its grub.cfg from the router's
+	// next-server and ignores the proxy offer; measured, see README
+	// "Secure Boot").
+	routerNextServer
 )
 
 func (m routerMode) String() string {
-	return [...]string{"plain", "tftp", "http"}[m]
+	return [...]string{"plain", "tftp", "http", "next-server"}[m]
 }
 
 // routerConf is the router dnsmasq: addresses, and router advertisements
@@ -55,6 +61,8 @@ func routerConf(dir string, mode routerMode) string {
 		lines = append(lines, "dhcp-boot=undionly.kpxe,,"+applianceIP)
 	case routerHTTP:
 		lines = append(lines, "dhcp-boot=http://"+applianceIP+":"+appPort+"/chain")
+	case routerNextServer:
+		lines = append(lines, "dhcp-boot=,,"+applianceIP)
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

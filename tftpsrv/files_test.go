@@ -1,0 +1,125 @@
+package tftpsrv
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/pxe-pilot/pxe-pilot/assets"
+)
+
+// signedFiles is the set the appliance serves for the Secure Boot chain:
+// long folder names under both GRUB prefixes, so the socket filter is
+// checked at its real size.
+func signedFiles() map[string][]byte {
+	big := bytes.Repeat([]byte("shim-not-really-"), 100)
+	return map[string][]byte{
+		"shimx64.efi":                          big,
+		"grubx64.efi":                          big[:1000],
+		"shimaa64.efi":                         big[:700],
+		"grubaa64.efi":                         big[:900],
+		"grub/grub.cfg":                        []byte("# grub.cfg\n"),
+		"debian-installer/amd64/grub/grub.cfg": []byte("# d-i grub.cfg\n"),
+	}
+}
+
+func startWithFiles(t *testing.T, files map[string][]byte) *Server {
+	t.Helper()
+	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
+}
+
+// TestExtraFilesServed: every extra file, with and without the leading
+// slash GRUB puts in front of its prefix, through a real client.
+func TestExtraFilesServed(t *testing.T) {
+	files := signedFiles()
+	srv := startWithFiles(t, files)
+	addr := srv.Addr().String()
+	for name, data := range files {
+		for _, asked := range []string{name, "/" + name} {
+			got, _, err := pinGet(addr, asked, 1428, true)
+			if err != nil {
+				t.Errorf("RRQ %q: %v", asked, err)
+				continue
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("RRQ %q: got %d bytes, want %d", asked, len(got), len(data))
+			}
+		}
+	}
+	// Neighbours of a served path are still refused by CleanName's rules.
+	for _, tc := range []struct {
+		name string
+		code ErrorCode
+	}{
+		{"/grub/x86_64-efi/command.lst", ErrAccessViolation},
+		{"//grub/grub.cfg", ErrAccessViolation},
+		{"grub/../grub/grub.cfg", ErrAccessViolation},
+		{"grub.cfg-01-52-54-00-12-34-56", ErrFileNotFound},
+	} {
+		p := rawExchange(t, addr, rq(opRRQ, tc.name, "octet"))
+		if len(p) < 4 || p[1] != opERROR || ErrorCode(p[3]) != tc.code {
+			t.Errorf("RRQ %q: got % x, want ERROR code %d", tc.name, p, tc.code)
+		}
+	}
+}
+
+func TestExtraFileNamesChecked(t *testing.T) {
+	for _, bad := range []string{"", "/grub/grub.cfg", "grub//grub.cfg", "grub/.hidden", "../x", `boot\x64`, "a\x01b", strings.Repeat("a", 300), assets.ScriptBoot} {
+		bins, _ := assets.LoadBinaries(assets.Options{NoEmbedded: true, SystemDir: "-"})
+		if _, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, Files: map[string][]byte{bad: nil}}); err == nil {
+			t.Errorf("extra file name %q accepted", bad)
+		}
+	}
+}
+
+// TestGeneratedFolder: names under the generated folder are made per
+// request, with the client's address; others in it are "not found".
+func TestGeneratedFolder(t *testing.T) {
+	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := Generator{Prefix: "grub/node/", Make: func(rest string, client netip.Addr) ([]byte, bool) {
+		if rest == "unknown" {
+			return nil, false
+		}
+		return []byte("script for " + rest + " at " + client.String() + "\n"), true
+	}}
+	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: signedFiles(), Generate: gen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	addr := srv.Addr().String()
+	for _, asked := range []string{"/grub/node/52:54:00:12:34:56", "grub/node/52:54:00:12:34:56"} {
+		got, _, err := pinGet(addr, asked, 512, true)
+		if err != nil || string(got) != "script for 52:54:00:12:34:56 at 127.0.0.1\n" {
+			t.Errorf("RRQ %q: %q %v", asked, got, err)
+		}
+	}
+	for _, asked := range []string{"/grub/node/unknown", "/grub/node/../grub.cfg", "/grub/node/"} {
+		if _, _, err := pinGet(addr, asked, 512, false); err == nil {
+			t.Errorf("RRQ %q was served", asked)
+		}
+	}
+	if got, _, err := pinGet(addr, "/grub/grub.cfg", 512, false); err != nil || string(got) != "# grub.cfg\n" {
+		t.Errorf("grub.cfg next to the generated folder: %q %v", got, err)
+	}
+}
