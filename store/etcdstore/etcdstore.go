@@ -106,19 +106,22 @@ type Store struct {
 	feed store.Feed
 	view view // node states from the watch: counts
 
-	lastWrite atomic.Int64 // revision of this client's newest commit
-	cancel    context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	lastWrite  atomic.Int64  // revision of this client's newest commit
+	synced     chan struct{} // closed after the first listing
+	syncedOnce sync.Once
+	cancel     context.CancelFunc
+	done       chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 var _ store.Backend = (*Store)(nil)
 
 // Open connects to etcd and starts the watch that keeps the counts and the
-// change feed. Without authentication it does not wait for etcd: an
-// appliance starts while etcd is down, answers /health 503 and lets
-// machines boot their disks until etcd answers. With a Username, the
+// change feed, waiting at most Timeout for its first listing of the
+// nodes. Without authentication it does not need etcd: an appliance
+// starts while etcd is down, answers /health 503 and lets machines boot
+// their disks until etcd answers. With a Username, the
 // client must log in first: Open fails after Timeout when etcd does not
 // answer, and at once on a wrong password.
 func Open(o Options) (*Store, error) {
@@ -178,7 +181,17 @@ func Open(o Options) (*Store, error) {
 		s.stripes[i].held = make(chan struct{}, 1)
 	}
 	s.view.init()
+	s.synced = make(chan struct{})
 	go s.watchLoop(ctx)
+	// Wait for the first listing, so every change committed after Open
+	// returns reaches the counts and the subscribers as a change (one
+	// committed before the listing would only be part of it). When etcd
+	// does not answer, start anyway; the watch catches up when it does.
+	select {
+	case <-s.synced:
+	case <-time.After(o.Timeout):
+		o.Logger.Warn("etcd: nodes not listed yet; counts and the change feed start when etcd answers", "endpoints", s.eps)
+	}
 	return s, nil
 }
 

@@ -166,6 +166,7 @@ func (s *Store) relist(ctx context.Context) (int64, error) {
 	if wasReady {
 		s.feed.MarkLagged() // changes between the lost watch and this listing were not told
 	}
+	s.syncedOnce.Do(func() { close(s.synced) })
 	return rev, nil
 }
 

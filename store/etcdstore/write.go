@@ -43,12 +43,15 @@ type write struct {
 
 // readOps read a node and its event keys: the read before a write, and
 // the Else branch of a write that lost the race, so a retry needs no
-// extra round trip.
+// extra round trip. The read before a write is serializable (the member
+// answers from its own copy, without asking the leader): a stale answer
+// only makes the compare-and-swap fail, and its Else branch, applied by
+// the leader's log, brings the node as committed.
 func (s *Store) readOps(m store.MAC) []clientv3.Op {
 	return []clientv3.Op{
-		clientv3.OpGet(s.nodeKey(m)),
+		clientv3.OpGet(s.nodeKey(m), clientv3.WithSerializable()),
 		clientv3.OpGet(s.eventPrefix(m), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithSerializable()),
 	}
 }
 
