@@ -5,6 +5,8 @@
 //	n/<mac>              JSON Node
 //	e/<mac>/<be64 nanos> JSON Event (key bumped past the newest if the clock
 //	                     did not move), the last Options.History kept per node
+//	q/<mac>              be64 newest event key suffix, be32 live events
+//	                     (events.go; absent in older databases)
 //
 // # Durability
 //
@@ -493,9 +495,10 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
 		var before State
+		created := false
 		switch {
 		case errors.Is(err, ErrNotFound) && create:
-			n, err = newNode(m, now), nil
+			n, err, created = newNode(m, now), nil, true
 		case err == nil:
 			before = n.State
 		}
@@ -517,7 +520,7 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 			ev.State = n.State
 		}
 		c.event = ev
-		return s.addEvent(txn, m, now, *ev)
+		return s.addEvent(txn, m, now, *ev, created)
 	}))
 	return n, err
 }
@@ -562,24 +565,33 @@ func (s *Store) Delete(m MAC) error {
 		if err != nil {
 			return err
 		}
-		c.before, c.wrote = old.State, true
-		if err := txn.Delete(nodeKey(m)); err != nil {
-			return err
-		}
-		if err := txn.Delete(installingKey(m)); err != nil {
-			return err
-		}
-		keys, err := eventKeys(txn, m)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteNode(txn, m, old.State, &c)
 	}))
+}
+
+// deleteNode deletes m, which was in state before, with its indexes and
+// history, in txn.
+func deleteNode(txn *badger.Txn, m MAC, before State, c *commit) error {
+	c.before, c.wrote = before, true
+	if err := txn.Delete(nodeKey(m)); err != nil {
+		return err
+	}
+	if err := txn.Delete(installingKey(m)); err != nil {
+		return err
+	}
+	if err := txn.Delete(eventSeqKey(m)); err != nil {
+		return err
+	}
+	keys, err := eventKeys(txn, m)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecordBoot records one boot of m: it creates the node if unknown, updates
@@ -634,7 +646,7 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		}
 		evc := ev
 		c.event = &evc
-		if err := s.addEvent(txn, m, now, ev); err != nil {
+		if err := s.addEvent(txn, m, now, ev, isNew); err != nil {
 			return false, err
 		}
 		return n.State != before, nil
