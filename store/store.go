@@ -99,6 +99,8 @@ type Store struct {
 	counts counts      // nodes per state, kept up to date by every commit
 	feed   Feed        // committed changes, for the console and the metrics
 	acks   *ackJournal // hook (ackjournal.go): acknowledged durable writes
+
+	forgetHook func(MAC) // tests: runs between ForgetIdle's scan and a delete
 }
 
 func (s *Store) nodeLock(m MAC) *sync.Mutex {

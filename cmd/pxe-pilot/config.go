@@ -42,6 +42,7 @@ var settings = []setting{
 	{"PXE_LOCAL_BOOT", "local-boot", "auto", "how machines boot their disk: auto, sanboot or exit"},
 	{"PXE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs allowed to set X-Forwarded-For"},
 	{"PXE_BOOT_HISTORY", "boot-history", "20", "boot events kept per node"},
+	{"PXE_NODE_RETENTION", "node-retention", "0", "forget nodes that only ever booted local (no admin state, never installed) and were not seen for this long, e.g. 90d or 2160h; 0: keep every node"},
 	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
 	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},
 	{"PXE_TFTP_ADDR", "tftp-addr", ":69", "TFTP listen address"},
@@ -69,6 +70,7 @@ type config struct {
 	LogLevel        string
 	TrustedProxies  []netip.Prefix
 	BootHistory     int
+	NodeRetention   time.Duration
 	ShutdownTimeout time.Duration
 	TFTPEnabled     bool
 	TFTPAddr        string
@@ -207,6 +209,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
 	}
 	c.BootHistory = parseInt(raw, "PXE_BOOT_HISTORY", 1, 10000, bad)
+	if raw["PXE_NODE_RETENTION"] != "0" { // 0 keeps every node
+		c.NodeRetention = parseRetention(raw, "PXE_NODE_RETENTION", bad)
+	}
 	c.ShutdownTimeout = parseDuration(raw, "PXE_SHUTDOWN_TIMEOUT", bad)
 	c.TFTPEnabled = parseBool(raw, "PXE_TFTP_ENABLED", bad)
 	c.TFTPAddr = raw["PXE_TFTP_ADDR"]
@@ -273,6 +278,32 @@ func parseDuration(raw map[string]string, env string, bad func(string, string)) 
 	d, err := time.ParseDuration(raw[env])
 	if err != nil || d <= 0 {
 		bad(env, "must be a positive duration such as 30s or 2m")
+	}
+	return d
+}
+
+// parseRetention reads a duration that may also be given in whole days
+// ("90d"), at least an hour: a shorter one would forget machines that are
+// merely switched off for the night.
+func parseRetention(raw map[string]string, env string, bad func(string, string)) time.Duration {
+	v := strings.TrimSpace(raw[env])
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			bad(env, "must be a number of days such as 90d, a duration such as 2160h, or 0 to keep every node")
+			return 0
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			bad(env, "must be a number of days such as 90d, a duration such as 2160h, or 0 to keep every node")
+			return 0
+		}
+	}
+	if d < time.Hour {
+		bad(env, "must be at least 1h (a shorter one would forget machines that are only switched off); use e.g. 90d, or 0 to keep every node")
 	}
 	return d
 }

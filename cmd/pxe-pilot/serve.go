@@ -103,6 +103,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
 	}}
 
+	if fg, ok := store.Backend(st).(store.Forgetter); ok && cfg.NodeRetention > 0 {
+		log.Info("node retention on: nodes that only ever booted local are forgotten when not seen for this long", "retention", cfg.NodeRetention)
+		servers["node-retention"] = &boot.Retention{Store: fg, After: cfg.NodeRetention, Log: log,
+			Forgot: func(n int) { m.NodesForgotten.Add(float64(n)) }}
+	}
+
 	extra, err := protocolServers(cfg, st, bins, m, log)
 	if err != nil {
 		return err
