@@ -112,18 +112,41 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 	return &s.nodeLocks[h%uint32(len(s.nodeLocks))]
 }
 
-// tunedOptions sizes Badger for a small appliance: two 4 MiB memtables, an
-// 8 MiB block cache, 16 MiB value-log files (values here are under 1 KiB
-// and stay in the LSM tree anyway), 1 MiB tables, two compactors. Measured
-// with 1,000 nodes: see the README's performance section.
+// tunedOptions sizes Badger for a small appliance. Where the memory went,
+// measured with bench/storemem -memprofile and bench/memory.sh at 10,000
+// nodes (README, Performance, Scale): the live heap is 6-9 MB, but each
+// memtable flush and compaction briefly holds a table builder per output
+// table (an allocator of twice the table size, plus a 3 MiB index buffer
+// Badger allocates for every table it builds) and a fresh memtable arena,
+// 20-30 MB at once; the collector's target (twice the live heap) then let
+// the process reach 80-95 MB. Hence:
+//
+//   - 1 MiB memtables, two of them (one filling, one flushing): the arena is
+//     allocated whole, and a flush builds a table of that size. 4 MiB
+//     memtables made every flush a 12 MB peak; with 1 MiB the flushes are
+//     four times as frequent and cost as much in total, in smaller steps.
+//   - 1 MiB tables (BaseTableSize) and two level-0 tables before a
+//     compaction: small builders, small compactions.
+//   - Snappy compression stays on (JSON compresses about 3x): tables are
+//     read through mmap, and every page read counts in the resident size,
+//     so uncompressed tables cost 12 MB at 10,000 nodes instead of 4.
+//   - A 1 MiB block cache, the least Badger accepts with compression, and
+//     no index cache: the cache holds decoded blocks on the heap, and
+//     without an index cache each table's small index (a few KiB for 1 MiB
+//     tables) and bloom filter stay in memory as they are.
+//   - Values up to 64 KiB stay in the LSM tree (ours are small JSON); the
+//     value log only exists for Badger's bookkeeping, 16 MiB files.
+//   - Two compactors, the least Badger allows.
+//
+// The soft memory limit (cmd: PXE_MEMORY_LIMIT) does the rest.
 func tunedOptions(path string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
 		WithSyncWrites(false).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(1 << 20).
 		// Values above the threshold would go to the value log; ours are
 		// small JSON records, and Badger requires the threshold to stay
-		// under its batch limit, a share of the memtable size.
+		// under its batch limit, 15 % of the memtable size (150 KiB).
 		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -131,8 +154,8 @@ func tunedOptions(path string, log *slog.Logger) badger.Options {
 		WithBaseTableSize(1 << 20).
 		WithBaseLevelSize(4 << 20).
 		WithValueLogFileSize(16 << 20).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithBlockCacheSize(1 << 20).
+		WithIndexCacheSize(0).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
 }
