@@ -18,8 +18,17 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.Port != 8000 || c.DatabasePath != "pxe.db" || c.Boot.LocalBoot != httpapi.LocalBootAuto ||
 		c.TFTPEnabled || c.DHCPEnabled || c.TFTPAddr != ":69" || c.EFIBinary != "ipxe.efi" ||
-		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 {
+		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 24<<20 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigMemoryLimit(t *testing.T) {
+	for v, want := range map[string]int64{"0": 0, "64MiB": 64 << 20, "1GiB": 1 << 30, "50000000": 50000000} {
+		c, err := loadConfig(nil, env(map[string]string{"PXE_MEMORY_LIMIT": v}), io.Discard)
+		if err != nil || c.MemoryLimit != want {
+			t.Errorf("PXE_MEMORY_LIMIT=%s: %d, %v; want %d", v, c.MemoryLimit, err, want)
+		}
 	}
 }
 
@@ -72,6 +81,8 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"PXE_EFI_BINARY": "grub.efi"}, want: []string{"PXE_EFI_BINARY", "snponly.efi"}},
 		{env: map[string]string{"PXE_LISTEN_ADDR": "eth0"}, want: []string{"PXE_LISTEN_ADDR", "not an IP"}},
 		{env: map[string]string{"PXE_BOOT_HISTORY": "0"}, want: []string{"PXE_BOOT_HISTORY"}},
+		{env: map[string]string{"PXE_MEMORY_LIMIT": "32MB"}, want: []string{"PXE_MEMORY_LIMIT", "32MiB"}},
+		{env: map[string]string{"PXE_MEMORY_LIMIT": "1MiB"}, want: []string{"PXE_MEMORY_LIMIT", "at least 8MiB"}},
 		{env: map[string]string{"PXE_NODE_RETENTION": "90days"}, want: []string{"PXE_NODE_RETENTION", "90d"}},
 		{env: map[string]string{"PXE_NODE_RETENTION": "-1d"}, want: []string{"PXE_NODE_RETENTION"}},
 		{env: map[string]string{"PXE_NODE_RETENTION": "10m"}, want: []string{"PXE_NODE_RETENTION", "at least 1h"}},
