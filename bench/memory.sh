@@ -39,7 +39,7 @@ for _ in $(seq 100); do curl -fs "$base/health" >/dev/null && break; sleep 0.1; 
 	printf 'url = "%s/nodes"\noutput = "/dev/null"\n' "$base"
 } >"$work/requests"
 start=$(date +%s.%N)
-timeout 600 curl -fsS -K "$work/requests"
+timeout "${TIMEOUT:-600}" curl -fsS -K "$work/requests"
 end=$(date +%s.%N)
 nodes=$(curl -fs "$base/metrics" | awk '/^pxe_pilot_nodes\{/ {n += $2} END {print n}')
 hwm=$(awk '/^VmHWM/ {print $2, $3}' /proc/$pid/status)
