@@ -116,3 +116,10 @@ func TestSettingsTable(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimitGrowsWithTheFleet(t *testing.T) {
+	m := &memoryLimit{Base: 24 << 20, PerNode: 256, Nodes: func() int { return 100000 }}
+	if got, want := m.limit(), int64(24<<20+25600000); got != want {
+		t.Fatalf("limit = %d, want %d", got, want)
+	}
+}

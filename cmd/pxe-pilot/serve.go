@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/boot"
@@ -30,7 +31,6 @@ type server interface {
 // closes last, so no in-flight request writes to a closed database.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("pxe-pilot starting", "version", version)
-	setMemoryLimit(cfg.MemoryLimit, log)
 	deriveBaseURL(&cfg, log)
 	st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory})
 	if err != nil {
@@ -101,6 +101,15 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
 	servers := map[string]server{"http": api, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
+	servers["memory-limit"] = &memoryLimit{Base: cfg.MemoryLimit, PerNode: 256, Every: 30 * time.Second, Log: log,
+		Nodes: func() int {
+			c, _ := st.CountByState()
+			n := 0
+			for _, v := range c {
+				n += v
+			}
+			return n
+		}}
 	servers["install-timeout"] = &boot.Sweeper{Store: st, Timeout: cfg.InstallTimeout, Log: log, Failed: func(store.Node) {
 		m.InstallStalls.Inc()
 		m.InstallTransitions.WithLabelValues(string(store.StateFailed)).Inc()
@@ -185,21 +194,43 @@ func routeAddr(ifname string) (net.IP, string, error) {
 	return ip, ifname, err
 }
 
-// setMemoryLimit applies PXE_MEMORY_LIMIT unless GOMEMLIMIT is set (the Go
-// runtime has applied that one already). Measured (README, Performance):
-// Badger's memtable flushes and compactions briefly hold 20-30 MB of table
-// builders, and the collector's default target, twice the live heap, then
-// lets the process grow to 80-95 MB at 10,000 nodes; a soft limit makes it
-// collect sooner instead. It is soft: with more live data than the limit
-// (a very large fleet) the collector works harder but never fails an
+// memoryLimit applies PXE_MEMORY_LIMIT, unless GOMEMLIMIT is set (the Go
+// runtime has applied that one already), as a soft limit of Base plus
+// PerNode bytes for every node the store holds, recomputed every Every.
+// Measured (README, Performance, Scale): Badger's memtable flushes and
+// compactions briefly hold 20-30 MB of table builders, and the collector's
+// default target, twice the live heap, then let the process reach 80-95 MB
+// at 10,000 nodes; near the limit it collects sooner instead. The live
+// heap grows with the fleet (the acknowledgement journal's index, Badger's
+// bloom filters), so a fixed limit would make a large fleet's collector
+// run without pause; hence the per-node share. It is soft: with more live
+// data than the limit the collector works harder, but never fails an
 // allocation.
-func setMemoryLimit(limit int64, log *slog.Logger) {
-	if env := os.Getenv("GOMEMLIMIT"); env != "" {
-		log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", env)
-		return
+type memoryLimit struct {
+	Base, PerNode int64
+	Every         time.Duration
+	Nodes         func() int
+	Log           *slog.Logger
+}
+
+func (m *memoryLimit) limit() int64 { return m.Base + m.PerNode*int64(m.Nodes()) }
+
+func (m *memoryLimit) Serve(ctx context.Context) error {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" || m.Base <= 0 {
+		if env != "" {
+			m.Log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", env)
+		}
+		<-ctx.Done()
+		return nil
 	}
-	if limit > 0 {
-		debug.SetMemoryLimit(limit)
-		log.Debug("memory limit set", "bytes", limit)
+	t := time.NewTicker(m.Every)
+	defer t.Stop()
+	for {
+		debug.SetMemoryLimit(m.limit())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }
