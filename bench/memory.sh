@@ -39,14 +39,20 @@ for _ in $(seq 100); do curl -fs "$base/health" >/dev/null && break; sleep 0.1; 
 	printf 'url = "%s/nodes"\noutput = "/dev/null"\n' "$base"
 } >"$work/requests"
 start=$(date +%s.%N)
-timeout 600 curl -fsS -K "$work/requests"
+timeout "${TIMEOUT:-600}" curl -fsS -K "$work/requests"
 end=$(date +%s.%N)
 nodes=$(curl -fs "$base/metrics" | awk '/^pxe_pilot_nodes\{/ {n += $2} END {print n}')
 hwm=$(awk '/^VmHWM/ {print $2, $3}' /proc/$pid/status)
 rss=$(awk '/^VmRSS/ {print $2, $3}' /proc/$pid/status)
+# Where the resident memory is: the Go heap (anonymous) and the files Badger
+# maps (its tables, logs and memtable WAL), largest mappings first.
+split=$(awk '/^Rss(Anon|File|Shmem)/ {printf "%s %s kB, ", $1, $2}' /proc/$pid/status)
+maps=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {name = ($6 == "" ? "[anon]" : $6); sub(".*/", "", name)} /^Rss:/ {r[name] += $2} END {for (n in r) if (r[n] >= 1024) printf "%d kB %s\n", r[n], n}' /proc/$pid/smaps | sort -rn | head -8 | paste -sd, -)
+heap=$(curl -fs "$base/metrics" | awk '/^go_memstats_(heap_inuse|next_gc)_bytes / {printf "%s %.1f MiB, ", $1, $2 / 1048576}')
 kill -TERM "$pid"
 wait "$pid" || true
 pid=
 printf 'nodes %s (API says %s), %d requests in %.1f s\n' "$N" "$nodes" $((N * 3 + N / 2 + 1)) "$(awk "BEGIN{print $end - $start}")"
 printf 'peak RSS (VmHWM) %s, RSS at end %s\n' "$hwm" "$rss"
+printf 'at end: %s%s\nresident by mapping: %s\n' "$split" "$heap" "$maps"
 printf 'database on disk after close: %s KiB (du -sk)\n' "$(du -sk "$work/db" | cut -f1)"

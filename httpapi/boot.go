@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -101,8 +103,15 @@ func (s *Server) logBoot(plan boot.Plan, node store.Node, cl boot.Client) {
 	if plan.Install {
 		s.m.InstallTransitions.WithLabelValues(string(store.StateInstalling)).Inc()
 	}
-	s.log.Info("boot", "mac", cl.MAC, "ip", cl.IP, "platform", cl.Platform, "loader", cl.Loader, "decision", plan.Decision,
-		"reason", plan.Reason, "profile", plan.Profile, "rule", plan.Rule, "state", node.State, "boot_count", node.BootCount)
+	// One line per boot, built without boxing its fields (LogAttrs), and
+	// not at all when Info is off.
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "boot", slog.String("mac", string(cl.MAC)), slog.String("ip", cl.IP),
+		slog.String("platform", cl.Platform), slog.String("loader", cl.Loader), slog.String("decision", plan.Decision),
+		slog.String("reason", plan.Reason), slog.String("profile", plan.Profile), slog.String("rule", plan.Rule),
+		slog.String("state", string(node.State)), slog.Uint64("boot_count", node.BootCount))
 }
 
 // fact reads one hardware fact: at most 128 printable ASCII characters.

@@ -37,6 +37,7 @@ type Metrics struct {
 	// stalled).
 	InstallTransitions *prometheus.CounterVec   // state
 	InstallStalls      prometheus.Counter       // installs failed by PXE_INSTALL_TIMEOUT
+	NodesForgotten     prometheus.Counter       // idle nodes forgotten by PXE_NODE_RETENTION
 	InstallFiles       *prometheus.CounterVec   // result="served|missing|refused|error"
 	HTTPDuration       *prometheus.HistogramVec // route, code
 	AssetRequests      *prometheus.CounterVec   // file, result="served|missing"
@@ -97,6 +98,10 @@ func New(version string) *Metrics {
 	m.InstallStalls = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "install_stalls_total",
 		Help: "Installs marked failed because the installer gave no word for PXE_INSTALL_TIMEOUT.",
+	})
+	m.NodesForgotten = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "nodes_forgotten_total",
+		Help: "Nodes forgotten by PXE_NODE_RETENTION: booted local only, no admin state, not seen within the retention.",
 	})
 	m.InstallFiles = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "install_files_total",
@@ -169,7 +174,7 @@ func New(version string) *Metrics {
 
 	for _, c := range []prometheus.Collector{
 		m.BootRequests, m.LoaderRequests, m.ChainRequests, m.ReinstallChanges, m.InstallReports,
-		m.InstallTransitions, m.InstallStalls, m.InstallFiles,
+		m.InstallTransitions, m.InstallStalls, m.NodesForgotten, m.InstallFiles,
 		m.HTTPDuration, m.AssetRequests, m.StoreErrors,
 		m.DHCPPackets, m.DHCPOffers, m.DHCPIgnored, m.DHCPReplyDuration, m.DHCPSendErrors,
 		m.TFTPTransfers, m.TFTPBytes, m.TFTPDuration, m.TFTPRejected, m.TFTPLoopBreaks,

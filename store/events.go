@@ -1,11 +1,13 @@
 package store
 
-// Boot events: "e/<mac>/<be64 key>" records, the last Options.History kept per node.
+// Boot events: "e/<mac>/<be64 key>" records, the last Options.History kept
+// per node (give or take trimSlack), and "q/<mac>", the node's event sequence.
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,32 +103,105 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 	return events, err
 }
 
-// addEvent appends ev to m's history in txn, trimming it to Options.History.
+// eventSeqKey holds the node's event sequence: the suffix of its newest
+// event key (be64) and how many of its events are live (be32). It lets
+// addEvent place and trim events with one point read, where it used to open
+// a reverse iterator over the node's events on every boot (creating a
+// Badger iterator visits every memtable and table: 12 % of a boot's CPU).
+// Databases written before it existed have no such key; addEvent then
+// falls back to newestEventKeys once and writes it.
+func eventSeqKey(m MAC) []byte { return []byte("q/" + string(m)) }
+
+type eventSeq struct {
+	newest uint64 // suffix of the newest event key
+	count  int    // live events (an estimate after a recover: see trim)
+}
+
+func getEventSeq(txn *badger.Txn, m MAC) (eventSeq, bool, error) {
+	item, err := txn.Get(eventSeqKey(m))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return eventSeq{}, false, nil
+	}
+	if err != nil {
+		return eventSeq{}, false, err
+	}
+	var q eventSeq
+	err = item.Value(func(v []byte) error {
+		if len(v) != 12 {
+			return fmt.Errorf("node %s: stored event sequence has %d bytes, want 12", m, len(v))
+		}
+		q.newest = binary.BigEndian.Uint64(v)
+		q.count = int(binary.BigEndian.Uint32(v[8:]))
+		return nil
+	})
+	return q, err == nil, err
+}
+
+func (q eventSeq) encode() []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 12), q.newest)
+	return binary.BigEndian.AppendUint32(v, uint32(min(q.count, 1<<31)))
+}
+
+// trimSlack is how many events past Options.History a node may keep before
+// addEvent trims it back: trimming needs an iterator, so it runs on one
+// boot in History/2+1, not on every one. Events reads only the newest
+// History, so the extra ones are never shown; Delete removes them all.
+func (s *Store) trimSlack() int { return s.history/2 + 1 }
+
+// addEvent appends ev to m's history in txn, trimming it to Options.History
+// (give or take trimSlack). isNew says the node did not exist before this
+// transaction, so it has no events and no sequence to read.
 //
 // Events are keyed by time, so two boots in one clock tick (a firmware
 // retrying, a coarse VM clock) would overwrite each other, and after a clock
 // step backwards the newest event would sort first and be trimmed. Each
 // event is keyed after the newest one kept; Event.Time still says when it
 // happened. Writers of one node hold its lock, so this is exact.
-func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event) error {
+func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event, isNew bool) error {
 	v, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	newest, err := newestEventKeys(txn, m, s.history)
-	if err != nil {
+	var q eventSeq
+	if !isNew {
+		var ok bool
+		if q, ok, err = getEventSeq(txn, m); err != nil {
+			return err
+		}
+		if !ok { // written before the sequence existed
+			newest, err := newestEventKeys(txn, m, s.history)
+			if err != nil {
+				return err
+			}
+			q.count = len(newest)
+			if len(newest) > 0 {
+				q.newest = keySuffix(newest[0])
+			}
+		}
+	}
+	if q.count >= s.history+s.trimSlack()-1 {
+		// Keep the newest History-1; with this event, History.
+		keys, err := newestEventKeys(txn, m, q.count)
+		if err != nil {
+			return err
+		}
+		q.count = len(keys)
+		for _, k := range keys[min(s.history-1, len(keys)):] {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+			q.count--
+		}
+	}
+	at := uint64(now.UnixNano())
+	if at <= q.newest {
+		at = q.newest + 1
+	}
+	if err := txn.Set(binary.BigEndian.AppendUint64(eventPrefix(m), at), v); err != nil {
 		return err
 	}
-	key := eventKey(m, now)
-	if len(newest) > 0 && string(newest[0]) >= string(key) {
-		next := binary.BigEndian.Uint64(newest[0][len(newest[0])-8:]) + 1
-		key = binary.BigEndian.AppendUint64(eventPrefix(m), next)
-	}
-	if err := txn.Set(key, v); err != nil {
-		return err
-	}
-	if len(newest) == s.history {
-		return txn.Delete(newest[s.history-1])
-	}
-	return nil
+	q.newest, q.count = at, q.count+1
+	return txn.Set(eventSeqKey(m), q.encode())
 }
+
+func keySuffix(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) }

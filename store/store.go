@@ -5,6 +5,8 @@
 //	n/<mac>              JSON Node
 //	e/<mac>/<be64 nanos> JSON Event (key bumped past the newest if the clock
 //	                     did not move), the last Options.History kept per node
+//	q/<mac>              be64 newest event key suffix, be32 live events
+//	                     (events.go; absent in older databases)
 //
 // # Durability
 //
@@ -81,11 +83,12 @@ type Store struct {
 	log     *slog.Logger
 	history int
 
-	dirty    atomic.Bool
-	stop     chan struct{}
-	done     chan struct{}
-	closeMu  sync.Once
-	closeErr error
+	dirty      atomic.Bool
+	roomyUntil atomic.Int64 // unix nanos: checkSpace skips the statfs until then
+	stop       chan struct{}
+	done       chan struct{}
+	closeMu    sync.Once
+	closeErr   error
 
 	// nodeLocks serialise the writers of one node (by a hash of its MAC).
 	// Badger's optimistic transactions alone turn a burst of boots of one
@@ -97,6 +100,8 @@ type Store struct {
 	counts counts      // nodes per state, kept up to date by every commit
 	feed   Feed        // committed changes, for the console and the metrics
 	acks   *ackJournal // hook (ackjournal.go): acknowledged durable writes
+
+	forgetHook func(MAC) // tests: runs between ForgetIdle's scan and a delete
 }
 
 func (s *Store) nodeLock(m MAC) *sync.Mutex {
@@ -107,18 +112,41 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 	return &s.nodeLocks[h%uint32(len(s.nodeLocks))]
 }
 
-// tunedOptions sizes Badger for a small appliance: two 4 MiB memtables, an
-// 8 MiB block cache, 16 MiB value-log files (values here are under 1 KiB
-// and stay in the LSM tree anyway), 1 MiB tables, two compactors. Measured
-// with 1,000 nodes: see the README's performance section.
+// tunedOptions sizes Badger for a small appliance. Where the memory went,
+// measured with bench/storemem -memprofile and bench/memory.sh at 10,000
+// nodes (README, Performance, Scale): the live heap is 6-9 MB, but each
+// memtable flush and compaction briefly holds a table builder per output
+// table (an allocator of twice the table size, plus a 3 MiB index buffer
+// Badger allocates for every table it builds) and a fresh memtable arena,
+// 20-30 MB at once; the collector's target (twice the live heap) then let
+// the process reach 80-95 MB. Hence:
+//
+//   - 1 MiB memtables, two of them (one filling, one flushing): the arena is
+//     allocated whole, and a flush builds a table of that size. 4 MiB
+//     memtables made every flush a 12 MB peak; with 1 MiB the flushes are
+//     four times as frequent and cost as much in total, in smaller steps.
+//   - 1 MiB tables (BaseTableSize) and two level-0 tables before a
+//     compaction: small builders, small compactions.
+//   - Snappy compression stays on (JSON compresses about 3x): tables are
+//     read through mmap, and every page read counts in the resident size,
+//     so uncompressed tables cost 12 MB at 10,000 nodes instead of 4.
+//   - A 1 MiB block cache, the least Badger accepts with compression, and
+//     no index cache: the cache holds decoded blocks on the heap, and
+//     without an index cache each table's small index (a few KiB for 1 MiB
+//     tables) and bloom filter stay in memory as they are.
+//   - Values up to 64 KiB stay in the LSM tree (ours are small JSON); the
+//     value log only exists for Badger's bookkeeping, 16 MiB files.
+//   - Two compactors, the least Badger allows.
+//
+// The soft memory limit (cmd: PXE_MEMORY_LIMIT) does the rest.
 func tunedOptions(path string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
 		WithSyncWrites(false).
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(1 << 20).
 		// Values above the threshold would go to the value log; ours are
 		// small JSON records, and Badger requires the threshold to stay
-		// under its batch limit, a share of the memtable size.
+		// under its batch limit, 15 % of the memtable size (150 KiB).
 		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -126,8 +154,8 @@ func tunedOptions(path string, log *slog.Logger) badger.Options {
 		WithBaseTableSize(1 << 20).
 		WithBaseLevelSize(4 << 20).
 		WithValueLogFileSize(16 << 20).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithBlockCacheSize(1 << 20).
+		WithIndexCacheSize(0).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
 }
@@ -219,17 +247,35 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// roomySpace is how much free space beyond Options.MinFree lets writes
+// skip the statfs for roomyFor: this appliance cannot write 64 MiB in
+// 100 ms, so the reserve still holds, and under load a statfs per boot
+// cost 4 % of its CPU.
+const (
+	roomySpace = 64 << 20
+	roomyFor   = 100 * time.Millisecond
+)
+
 // checkSpace refuses a write when the file system is nearly full; see
-// Options.MinFree. One statfs per write costs about a microsecond.
+// Options.MinFree. One statfs per write costs about a microsecond; when
+// the last one saw plenty of room (roomySpace), the next roomyFor skip it.
 func (s *Store) checkSpace() error {
 	if s.minFree < 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	if now < s.roomyUntil.Load() {
 		return nil
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(s.path, &st); err != nil {
 		return nil // cannot tell; let Badger report what it meets
 	}
-	if free := int64(st.Bavail) * int64(st.Bsize); free < s.minFree {
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free >= s.minFree+roomySpace {
+		s.roomyUntil.Store(now + int64(roomyFor))
+	}
+	if free < s.minFree {
 		return fmt.Errorf("database at %s: only %d KiB free on its file system, below the %d MiB reserve the store keeps so it never crashes on a full disk; free some space: %w",
 			s.path, free>>10, s.minFree>>20, ErrDiskFull)
 	}
@@ -493,9 +539,10 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
 		n, err = getNode(txn, m)
 		var before State
+		created := false
 		switch {
 		case errors.Is(err, ErrNotFound) && create:
-			n, err = newNode(m, now), nil
+			n, err, created = newNode(m, now), nil, true
 		case err == nil:
 			before = n.State
 		}
@@ -517,7 +564,7 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 			ev.State = n.State
 		}
 		c.event = ev
-		return s.addEvent(txn, m, now, *ev)
+		return s.addEvent(txn, m, now, *ev, created)
 	}))
 	return n, err
 }
@@ -562,24 +609,33 @@ func (s *Store) Delete(m MAC) error {
 		if err != nil {
 			return err
 		}
-		c.before, c.wrote = old.State, true
-		if err := txn.Delete(nodeKey(m)); err != nil {
-			return err
-		}
-		if err := txn.Delete(installingKey(m)); err != nil {
-			return err
-		}
-		keys, err := eventKeys(txn, m)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteNode(txn, m, old.State, &c)
 	}))
+}
+
+// deleteNode deletes m, which was in state before, with its indexes and
+// history, in txn.
+func deleteNode(txn *badger.Txn, m MAC, before State, c *commit) error {
+	c.before, c.wrote = before, true
+	if err := txn.Delete(nodeKey(m)); err != nil {
+		return err
+	}
+	if err := txn.Delete(installingKey(m)); err != nil {
+		return err
+	}
+	if err := txn.Delete(eventSeqKey(m)); err != nil {
+		return err
+	}
+	keys, err := eventKeys(txn, m)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RecordBoot records one boot of m: it creates the node if unknown, updates
@@ -634,7 +690,7 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		}
 		evc := ev
 		c.event = &evc
-		if err := s.addEvent(txn, m, now, ev); err != nil {
+		if err := s.addEvent(txn, m, now, ev, isNew); err != nil {
 			return false, err
 		}
 		return n.State != before, nil

@@ -19,6 +19,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# Wait for them: removing the database under a closing store left the
+	# appliance hanging in Close.
+	for p in "${pids[@]}"; do timeout 30 tail --pid="$p" -f /dev/null || kill -9 "$p" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -8,7 +8,11 @@
 // The budget (issue: appliance sizing): whole process under 64 MiB RSS,
 // under 20 MiB on disk after close.
 //
-//	go run ./bench/storemem [-nodes 1000] [-dir DIR]
+//	go run ./bench/storemem [-nodes 1000] [-dir DIR] [-memprofile FILE]
+//
+// -memprofile writes a heap profile after the run (every allocation sampled:
+// go tool pprof -sample_index=alloc_space shows where the bytes came from,
+// the peaks included).
 package main
 
 import (
@@ -19,6 +23,8 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -28,8 +34,16 @@ import (
 func main() {
 	nodes := flag.Int("nodes", 1000, "number of nodes to create")
 	dir := flag.String("dir", "", "database directory (default: a new temporary directory, removed afterwards)")
+	memprofile := flag.String("memprofile", "", "write a heap profile of the run to this file")
 	flag.Parse()
-	if err := run(*nodes, *dir); err != nil {
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+	}
+	err := run(*nodes, *dir)
+	if err == nil && *memprofile != "" {
+		err = writeHeapProfile(*memprofile)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "storemem:", err)
 		os.Exit(1)
 	}
@@ -111,4 +125,16 @@ func status(key string) string {
 		}
 	}
 	return "?"
+}
+
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

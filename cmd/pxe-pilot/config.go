@@ -50,6 +50,8 @@ var settings = []setting{
 	{"PXE_LOCAL_BOOT", "local-boot", "auto", "how machines boot their disk: auto, sanboot or exit"},
 	{"PXE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs allowed to set X-Forwarded-For"},
 	{"PXE_BOOT_HISTORY", "boot-history", "20", "boot events kept per node"},
+	{"PXE_MEMORY_LIMIT", "memory-limit", "0", "soft limit of the Go heap, plus 256 bytes per node (GOMEMLIMIT, which wins when set): the garbage collector works harder near it instead of letting Badger's flush and compaction peaks double the heap, at a cost in boot-storm throughput; e.g. 24MiB for a small box; 0: no limit"},
+	{"PXE_NODE_RETENTION", "node-retention", "0", "forget nodes that only ever booted local (no admin state, never installed) and were not seen for this long, e.g. 90d or 2160h; 0: keep every node"},
 	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
 	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},
 	{"PXE_TFTP_ADDR", "tftp-addr", ":69", "TFTP listen address"},
@@ -80,6 +82,8 @@ type config struct {
 	LogLevel        string
 	TrustedProxies  []netip.Prefix
 	BootHistory     int
+	NodeRetention   time.Duration
+	MemoryLimit     int64
 	ShutdownTimeout time.Duration
 	TFTPEnabled     bool
 	TFTPAddr        string
@@ -221,6 +225,10 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		c.TrustedProxies = append(c.TrustedProxies, pre.Masked())
 	}
 	c.BootHistory = parseInt(raw, "PXE_BOOT_HISTORY", 1, 10000, bad)
+	c.MemoryLimit = parseSize(raw, "PXE_MEMORY_LIMIT", bad)
+	if raw["PXE_NODE_RETENTION"] != "0" { // 0 keeps every node
+		c.NodeRetention = parseRetention(raw, "PXE_NODE_RETENTION", bad)
+	}
 	c.ShutdownTimeout = parseDuration(raw, "PXE_SHUTDOWN_TIMEOUT", bad)
 	c.TFTPEnabled = parseBool(raw, "PXE_TFTP_ENABLED", bad)
 	c.TFTPAddr = raw["PXE_TFTP_ADDR"]
@@ -294,6 +302,51 @@ func parseDuration(raw map[string]string, env string, bad func(string, string)) 
 		bad(env, "must be a positive duration such as 30s or 2m")
 	}
 	return d
+}
+
+// parseRetention reads a duration that may also be given in whole days
+// ("90d"), at least an hour: a shorter one would forget machines that are
+// merely switched off for the night.
+func parseRetention(raw map[string]string, env string, bad func(string, string)) time.Duration {
+	v := strings.TrimSpace(raw[env])
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			bad(env, "must be a number of days such as 90d, a duration such as 2160h, or 0 to keep every node")
+			return 0
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			bad(env, "must be a number of days such as 90d, a duration such as 2160h, or 0 to keep every node")
+			return 0
+		}
+	}
+	if d < time.Hour {
+		bad(env, "must be at least 1h (a shorter one would forget machines that are only switched off); use e.g. 90d, or 0 to keep every node")
+	}
+	return d
+}
+
+// parseSize reads a byte count with an optional KiB, MiB or GiB suffix; 0
+// is allowed (off), else at least 8 MiB.
+func parseSize(raw map[string]string, env string, bad func(string, string)) int64 {
+	v := strings.TrimSpace(raw[env])
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			v, mult = n, m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || n > 1<<50/mult || n != 0 && n*mult < 8<<20 {
+		bad(env, "must be a size such as 32MiB, 64MiB or 1GiB (at least 8MiB), or 0 for no limit")
+		return 0
+	}
+	return n * mult
 }
 
 func parseBool(raw map[string]string, env string, bad func(string, string)) bool {

@@ -18,8 +18,26 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.Port != 8000 || c.DatabasePath != "pxe.db" || c.Boot.LocalBoot != httpapi.LocalBootAuto ||
 		c.TFTPEnabled || c.DHCPEnabled || c.TFTPAddr != ":69" || c.EFIBinary != "ipxe.efi" ||
-		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" {
+		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 0 {
 		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigMemoryLimit(t *testing.T) {
+	for v, want := range map[string]int64{"0": 0, "64MiB": 64 << 20, "1GiB": 1 << 30, "50000000": 50000000} {
+		c, err := loadConfig(nil, env(map[string]string{"PXE_MEMORY_LIMIT": v}), io.Discard)
+		if err != nil || c.MemoryLimit != want {
+			t.Errorf("PXE_MEMORY_LIMIT=%s: %d, %v; want %d", v, c.MemoryLimit, err, want)
+		}
+	}
+}
+
+func TestLoadConfigNodeRetention(t *testing.T) {
+	for v, want := range map[string]time.Duration{"0": 0, "90d": 2160 * time.Hour, "2160h": 2160 * time.Hour, "1h": time.Hour} {
+		c, err := loadConfig(nil, env(map[string]string{"PXE_NODE_RETENTION": v}), io.Discard)
+		if err != nil || c.NodeRetention != want {
+			t.Errorf("PXE_NODE_RETENTION=%s: %v, %v; want %v", v, c.NodeRetention, err, want)
+		}
 	}
 }
 
@@ -63,6 +81,11 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"PXE_EFI_BINARY": "grub.efi"}, want: []string{"PXE_EFI_BINARY", "snponly.efi"}},
 		{env: map[string]string{"PXE_LISTEN_ADDR": "eth0"}, want: []string{"PXE_LISTEN_ADDR", "not an IP"}},
 		{env: map[string]string{"PXE_BOOT_HISTORY": "0"}, want: []string{"PXE_BOOT_HISTORY"}},
+		{env: map[string]string{"PXE_MEMORY_LIMIT": "32MB"}, want: []string{"PXE_MEMORY_LIMIT", "32MiB"}},
+		{env: map[string]string{"PXE_MEMORY_LIMIT": "1MiB"}, want: []string{"PXE_MEMORY_LIMIT", "at least 8MiB"}},
+		{env: map[string]string{"PXE_NODE_RETENTION": "90days"}, want: []string{"PXE_NODE_RETENTION", "90d"}},
+		{env: map[string]string{"PXE_NODE_RETENTION": "-1d"}, want: []string{"PXE_NODE_RETENTION"}},
+		{env: map[string]string{"PXE_NODE_RETENTION": "10m"}, want: []string{"PXE_NODE_RETENTION", "at least 1h"}},
 		{env: map[string]string{"PORT": "x", "PXE_LOCAL_BOOT": "y"}, want: []string{"PORT", "PXE_LOCAL_BOOT"}},
 		{args: []string{"extra"}, want: []string{`unexpected argument "extra"`}},
 	} {
@@ -91,5 +114,12 @@ func TestSettingsTable(t *testing.T) {
 		if s.help == "" {
 			t.Errorf("%s has no help text", s.env)
 		}
+	}
+}
+
+func TestMemoryLimitGrowsWithTheFleet(t *testing.T) {
+	m := &memoryLimit{Base: 24 << 20, PerNode: 256, Nodes: func() int { return 100000 }}
+	if got, want := m.limit(), int64(24<<20+25600000); got != want {
+		t.Fatalf("limit = %d, want %d", got, want)
 	}
 }

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Forgetter is implemented by backends that can forget idle nodes
+// (retention): ForgetIdle deletes, in batches of at most max, nodes that
+// Idle says carry nothing an admin or an install put there and that were
+// last active before seenBefore, and reports how many it deleted. The
+// condition is checked again inside each delete's transaction, so a node an
+// admin touched after the scan is never forgotten.
+type Forgetter interface {
+	ForgetIdle(seenBefore time.Time, max int) (int, error)
+}
+
+var _ Forgetter = (*Store)(nil)
+
+// Idle reports whether n only ever booted local and was last active
+// before seenBefore: state local, no profile, hostname, labels, vars or
+// local-boot script, never installed, and neither seen, created nor
+// moved between states since. Such a node is what any boot of that
+// machine would create again.
+func (n *Node) Idle(seenBefore time.Time) bool {
+	if n.State != StateLocal || n.Profile != "" || n.Hostname != "" || len(n.Labels) > 0 || len(n.Vars) > 0 ||
+		n.LocalBootScript != "" || n.InstallCount != 0 || n.Install != nil {
+		return false
+	}
+	last := n.CreatedAt
+	if n.StateChangedAt.After(last) {
+		last = n.StateChangedAt
+	}
+	if n.LastSeen != nil && n.LastSeen.After(last) {
+		last = *n.LastSeen
+	}
+	return last.Before(seenBefore)
+}
+
+// ForgetIdle deletes up to max idle nodes (Node.Idle) and their history.
+// It reads the nodes once (one pass over the records, which stops at max
+// candidates), then deletes each in its own transaction under the node's
+// lock, after checking the condition again on the node as stored. Deletes
+// are boot bookkeeping, on disk within Options.SyncInterval: a node a
+// power cut brings back is only forgotten again by the next sweep.
+func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
+	if s.db.IsClosed() {
+		return 0, ErrClosed
+	}
+	var idle []MAC
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("n/"), PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(idle) < max; it.Next() {
+			var n Node
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &n) }); err != nil {
+				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
+			}
+			if n.Idle(seenBefore) {
+				idle = append(idle, n.MAC)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	forgot := 0
+	for _, m := range idle {
+		if s.forgetHook != nil {
+			s.forgetHook(m)
+		}
+		var (
+			c    commit
+			gone bool
+		)
+		err := s.update(m, &c, func(txn *badger.Txn) (bool, error) {
+			gone = false
+			n, err := getNode(txn, m)
+			if errors.Is(err, ErrNotFound) || err == nil && !n.Idle(seenBefore) {
+				return false, nil // deleted or touched meanwhile: keep it
+			}
+			if err != nil {
+				return false, err
+			}
+			gone = true
+			return false, deleteNode(txn, m, n.State, &c)
+		})
+		if err != nil {
+			return forgot, err
+		}
+		if gone {
+			forgot++
+		}
+	}
+	return forgot, nil
+}
