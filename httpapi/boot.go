@@ -156,22 +156,29 @@ func truncate(s string, n int) string {
 // binary serves an iPXE build over HTTP: UEFI HTTP Boot firmware is handed
 // <base>/ipxe/ipxe.efi instead of a TFTP file name.
 func (s *Server) binary(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	name := p.ByName("name")
+	s.serveAsset(w, r, p.ByName("name"), assets.BinaryNames, s.cfg.Binaries, func(name string) string {
+		return fmt.Sprintf("no iPXE binary named %q on this appliance (known: %s)", name, strings.Join(assets.BinaryNames, ", "))
+	})
+}
+
+// serveAsset serves one of names from set (nil: none found), counted in
+// pxe_pilot_asset_requests_total under its name, or "other" for a name
+// that is not one of names (never a client's free text).
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string, names []string, set *assets.Binaries, missing func(name string) string) {
 	label := name
-	if !slices.Contains(assets.BinaryNames, name) {
+	if !slices.Contains(names, name) {
 		label = "other"
 	}
 	var (
 		bin assets.Binary
 		ok  bool
 	)
-	if s.cfg.Binaries != nil && label != "other" {
-		bin, ok = s.cfg.Binaries.Get(name)
+	if set != nil && label != "other" {
+		bin, ok = set.Get(name)
 	}
 	if !ok {
 		s.m.AssetRequests.WithLabelValues(label, "missing").Inc()
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no iPXE binary named %q on this appliance (known: %s)",
-			truncate(name, 64), strings.Join(assets.BinaryNames, ", ")))
+		writeError(w, http.StatusNotFound, missing(truncate(name, 64)))
 		return
 	}
 	s.m.AssetRequests.WithLabelValues(label, "served").Inc()

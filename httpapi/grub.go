@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
@@ -120,26 +118,8 @@ func (s *Server) grubCfg(w http.ResponseWriter, _ *http.Request, _ httprouter.Pa
 // signed serves shim and GRUB over HTTP, for a GRUB build that can boot
 // over HTTP (ProxyDHCP does not offer Debian's chain to HTTP Boot clients).
 func (s *Server) signed(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	name := p.ByName("name")
-	label := name
-	if !slices.Contains(assets.SignedNames, name) {
-		label = "other"
-	}
-	var (
-		bin assets.Binary
-		ok  bool
-	)
-	if s.cfg.Signed != nil && label != "other" {
-		bin, ok = s.cfg.Signed.Get(name)
-	}
-	if !ok {
-		s.m.AssetRequests.WithLabelValues(label, "missing").Inc()
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no signed boot file named %q on this appliance (known: %s; from Debian's %s)",
-			truncate(name, 64), strings.Join(assets.SignedNames, ", "), assets.SignedPackages))
-		return
-	}
-	s.m.AssetRequests.WithLabelValues(label, "served").Inc()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("ETag", `"`+bin.SHA256+`"`)
-	http.ServeContent(w, r, name, startTime, bytes.NewReader(bin.Data))
+	s.serveAsset(w, r, p.ByName("name"), assets.SignedNames, s.cfg.Signed, func(name string) string {
+		return fmt.Sprintf("no signed boot file named %q on this appliance (known: %s; from Debian's %s)",
+			name, strings.Join(assets.SignedNames, ", "), assets.SignedPackages)
+	})
 }
