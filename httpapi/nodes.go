@@ -179,14 +179,24 @@ func decodeCursor(c string) (store.MAC, error) {
 	return m, nil
 }
 
-func (s *Server) getNode(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
+// loadNode reads the node the path's :mac names, answering 400 for a bad
+// MAC, 404 for an unknown node or 503 for a store failure itself.
+func (s *Server) loadNode(w http.ResponseWriter, p httprouter.Params) (store.Node, bool) {
 	mac, ok := s.parseMAC(w, p.ByName("mac"))
 	if !ok {
-		return
+		return store.Node{}, false
 	}
 	n, err := s.cfg.Store.Get(mac)
 	if err != nil {
 		s.storeError(w, "get", mac, err)
+		return store.Node{}, false
+	}
+	return n, true
+}
+
+func (s *Server) getNode(w http.ResponseWriter, _ *http.Request, p httprouter.Params) {
+	n, ok := s.loadNode(w, p)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, n.Public())

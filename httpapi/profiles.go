@@ -54,15 +54,11 @@ func (s *Server) listProfiles(w http.ResponseWriter, _ *http.Request, _ httprout
 // decision answers what the node would get if it booted now (nothing is
 // recorded or consumed): GET /nodes/<mac>/decision?platform=efi.
 func (s *Server) decision(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	mac, ok := s.parseMAC(w, p.ByName("mac"))
+	n, ok := s.loadNode(w, p)
 	if !ok {
 		return
 	}
-	n, err := s.cfg.Store.Get(mac)
-	if err != nil {
-		s.storeError(w, "get", mac, err)
-		return
-	}
+	mac := n.MAC
 	platform := r.URL.Query().Get("platform")
 	if platform == "" {
 		platform = n.Facts.Platform
