@@ -136,18 +136,7 @@ func BenchmarkMetrics100k(b *testing.B) {
 	}
 	defer st.Close()
 	m := metrics.New("bench")
-	states := make([]string, len(store.States))
-	for i, s := range store.States {
-		states[i] = string(s)
-	}
-	m.RegisterNodeGauge(states, func() (map[string]int, error) {
-		c, err := st.CountByState()
-		out := make(map[string]int, len(c))
-		for k, v := range c {
-			out[string(k)] = v
-		}
-		return out, err
-	})
+	m.RegisterNodeGauge(store.StateNames(), store.NamedCounts(st.CountByState))
 	h, err := NewHandler(Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: m, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)

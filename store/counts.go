@@ -67,3 +67,25 @@ func (s *Store) Recount() (map[State]int, error) {
 	})
 	return c, err
 }
+
+// StateNames lists the states as strings, for label values.
+func StateNames() []string {
+	out := make([]string, len(States))
+	for i, s := range States {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// NamedCounts adapts a backend's CountByState to string keys, the form
+// metrics.RegisterNodeGauge takes.
+func NamedCounts(count func() (map[State]int, error)) func() (map[string]int, error) {
+	return func() (map[string]int, error) {
+		c, err := count()
+		out := make(map[string]int, len(c))
+		for k, v := range c {
+			out[string(k)] = v
+		}
+		return out, err
+	}
+}

@@ -47,18 +47,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}()
 
 	m := metrics.New(version)
-	states := make([]string, len(store.States))
-	for i, s := range store.States {
-		states[i] = string(s)
-	}
-	m.RegisterNodeGauge(states, func() (map[string]int, error) {
-		c, err := st.CountByState()
-		out := make(map[string]int, len(c))
-		for k, v := range c {
-			out[string(k)] = v
-		}
-		return out, err
-	})
+	m.RegisterNodeGauge(store.StateNames(), store.NamedCounts(st.CountByState))
 
 	bins, err := assets.LoadBinaries(assets.Options{Dir: cfg.IPXEDir, ARM64: cfg.IPXEARM64})
 	if err != nil {
