@@ -231,14 +231,7 @@ func (c *Console) actProfile(w http.ResponseWriter, r *http.Request) {
 		Fields: map[string]string{"profile": name}}) {
 		return
 	}
-	_, err := c.cfg.Store.Update(n.MAC, false, c.now().UTC(), func(n *store.Node) (*store.Event, error) {
-		n.Profile = name
-		reason := "profile assignment cleared"
-		if name != "" {
-			reason = "profile set to " + name
-		}
-		return &store.Event{Type: store.EventAdmin, Reason: reason}, nil
-	})
+	_, err := c.cfg.Store.Update(n.MAC, false, c.now().UTC(), store.AssignProfile(name))
 	if err != nil {
 		c.storeProblem(w, r, "setting the profile of "+string(n.MAC), err)
 		return

@@ -209,14 +209,7 @@ func (s *Server) setProfile(w http.ResponseWriter, p httprouter.Params, name str
 			return
 		}
 	}
-	n, err := s.cfg.Store.Update(mac, name != "", s.now().UTC(), func(n *store.Node) (*store.Event, error) {
-		n.Profile = name
-		reason := "profile assignment cleared"
-		if name != "" {
-			reason = "profile set to " + name
-		}
-		return &store.Event{Type: store.EventAdmin, Reason: reason}, nil
-	})
+	n, err := s.cfg.Store.Update(mac, name != "", s.now().UTC(), store.AssignProfile(name))
 	if err != nil {
 		s.storeError(w, "update", mac, err)
 		return

@@ -201,3 +201,16 @@ func (n *Node) DefaultHostname() string {
 	}
 	return "pxe-" + string(h)
 }
+
+// AssignProfile sets (or, with "", clears) the node's own profile and
+// returns the admin event that records it. It is a func for Update.
+func AssignProfile(name string) func(n *Node) (*Event, error) {
+	return func(n *Node) (*Event, error) {
+		n.Profile = name
+		reason := "profile assignment cleared"
+		if name != "" {
+			reason = "profile set to " + name
+		}
+		return &Event{Type: EventAdmin, Reason: reason}, nil
+	}
+}
