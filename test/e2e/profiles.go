@@ -73,6 +73,12 @@ groups:
   - name: busybox-lab
     profile: busybox
     match: {mac_prefix: "` + labPrefix + `"}
+  # The silent install of the stall check: a profile whose installer is
+  # told its token (the seed's default profile never is, so its installs
+  # are left to the admin, as before profiles existed).
+  - name: silent
+    profile: busybox
+    match: {mac: ["` + macSilent + `"]}
 `
 }
 
@@ -94,14 +100,15 @@ type nodeView struct {
 	State     string `json:"state"`
 	Reinstall bool   `json:"reinstall"`
 	Install   *struct {
-		Profile   string `json:"profile"`
-		Rule      string `json:"rule"`
-		Token     string `json:"token"`
-		Outcome   string `json:"outcome"`
-		Reason    string `json:"reason"`
-		Reporter  string `json:"reporter"`
-		Progress  string `json:"progress"`
-		Downloads int    `json:"downloads"`
+		Profile     string `json:"profile"`
+		Rule        string `json:"rule"`
+		Token       string `json:"token"`
+		Outcome     string `json:"outcome"`
+		Reason      string `json:"reason"`
+		Reporter    string `json:"reporter"`
+		Progress    string `json:"progress"`
+		Downloads   int    `json:"downloads"`
+		NoCallbacks bool   `json:"no_callbacks"`
 	} `json:"install"`
 }
 

@@ -217,9 +217,6 @@ func TestProfiles(t *testing.T) {
 	})
 
 	t.Run("silent-installer-stalls-after-restart", func(t *testing.T) {
-		if !booted[macUnknown] {
-			t.Skip("the unknown machine did not boot")
-		}
 		stopped = true
 		if err := a.stop(); err != nil {
 			t.Errorf("SIGTERM: %v", err)
@@ -231,15 +228,6 @@ func TestProfiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer b.stop()
-		n, waited := waitState(t, b, macUnknown, "failed", 3*timeout)
-		t.Logf("%s failed %.1f s after the restart with PXE_INSTALL_TIMEOUT=%s", macUnknown, waited.Seconds(), timeout)
-		if n.Install == nil || n.Install.Reason != "stalled" {
-			t.Errorf("stalled install: %+v, want reason \"stalled\"", n.Install)
-		}
-		e := findEvent(t, events(t, b, macUnknown), "failed", "")
-		if !strings.HasPrefix(e.Reason, "stalled") || e.Profile != "default" {
-			t.Errorf("stall event %+v: want reason stalled…, profile default", e)
-		}
 		// The sweep also runs while the appliance does: an install started
 		// now (the test asks /boot as iPXE would; no VM needed) fails once
 		// it has been silent for the timeout, by the appliance's own clock.
@@ -248,13 +236,13 @@ func TestProfiles(t *testing.T) {
 		if err != nil || code != 200 || !strings.Contains(string(script), "reinstalls now") {
 			t.Fatalf("GET /boot?mac=%s: %d %v\n%s", macSilent, code, err, script)
 		}
-		n, waited = waitState(t, b, macSilent, "failed", 4*timeout)
+		n, waited := waitState(t, b, macSilent, "failed", 4*timeout)
 		evs := events(t, b, macSilent)
 		start, end := findEvent(t, evs, "", "reinstall"), findEvent(t, evs, "failed", "")
 		t.Logf("%s: install started by /boot, failed \"stalled\" %.1f s later by the appliance's events (%.1f s waited; PXE_INSTALL_TIMEOUT=%s)",
 			macSilent, end.Time.Sub(start.Time).Seconds(), waited.Seconds(), timeout)
-		if n.Install == nil || n.Install.Reason != "stalled" || !strings.HasPrefix(end.Reason, "stalled") {
-			t.Errorf("silent install: %+v, event %+v; want reason stalled", n.Install, end)
+		if n.Install == nil || n.Install.Reason != "stalled" || !strings.HasPrefix(end.Reason, "stalled") || end.Profile != "busybox" {
+			t.Errorf("silent install: %+v, event %+v; want reason stalled, profile busybox", n.Install, end)
 		}
 		if end.Time.Sub(start.Time) < timeout {
 			t.Errorf("the install failed %s after it started, before PXE_INSTALL_TIMEOUT=%s", end.Time.Sub(start.Time), timeout)
@@ -268,12 +256,21 @@ func TestProfiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got = m.sum("pxe_pilot_install_stalls_total"); got >= 2 || time.Now().After(deadline) {
+			if got = m.sum("pxe_pilot_install_stalls_total"); got >= 1 || time.Now().After(deadline) {
 				break
 			}
 		}
-		if got != 2 {
-			t.Errorf("pxe_pilot_install_stalls_total = %g, want 2", got)
+		if got != 1 {
+			t.Errorf("pxe_pilot_install_stalls_total = %g, want 1", got)
+		}
+		// The unknown machine's install (the seed's default profile) has
+		// been silent far longer than the timeout, yet stays installing:
+		// its installer, on the user's own server, was never told a
+		// token, so only the admin can report it, as before profiles.
+		if booted[macUnknown] {
+			if n := mustNode(t, b, macUnknown); n.State != "installing" || n.Install == nil || !n.Install.NoCallbacks {
+				t.Errorf("seed-profile install after the sweep: state %q (install %+v), want installing, no call-backs", n.State, n.Install)
+			}
 		}
 		// The sweep fails only silent installs: reported outcomes stay.
 		for mac, want := range map[string]string{macLab: "failed", macDebianB: "installed", macDebianU: "installed"} {
