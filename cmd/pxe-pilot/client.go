@@ -233,11 +233,24 @@ func call(ctx context.Context, method, u, key string, reqBody any, timeout time.
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	resp, err := send(ctx, method, u, key, rd)
 	if err != nil {
-		return nil, 0, fmt.Errorf("bad --server: %w", err)
+		return nil, 0, err
 	}
-	if rd != nil {
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return body, resp.StatusCode, err
+}
+
+// send makes one admin-API request (a JSON body when body is not nil) and
+// words a failure to reach the appliance for a person. The caller closes
+// the response body.
+func send(ctx context.Context, method, u, key string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("bad --server: %w", err)
+	}
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
@@ -249,11 +262,9 @@ func call(ctx context.Context, method, u, key string, reqBody any, timeout time.
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		return nil, 0, fmt.Errorf("cannot reach the appliance at %s: %w", u, err)
+		return nil, fmt.Errorf("cannot reach the appliance at %s: %w", u, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	return body, resp.StatusCode, err
+	return resp, nil
 }
 
 func printRaw(w io.Writer, body []byte) error {
