@@ -138,7 +138,8 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 //     value log only exists for Badger's bookkeeping, 16 MiB files.
 //   - Two compactors, the least Badger allows.
 //
-// The soft memory limit (cmd: PXE_MEMORY_LIMIT) does the rest.
+// The soft memory limit (cmd: PXE_MEMORY_LIMIT, cmd/pxe-pilot/memlimit.go)
+// does the rest.
 func tunedOptions(path string, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.Port != 8000 || c.DatabasePath != "pxe.db" || c.Boot.LocalBoot != httpapi.LocalBootAuto ||
 		c.TFTPEnabled || c.DHCPEnabled || c.TFTPAddr != ":69" || c.EFIBinary != "ipxe.efi" ||
-		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 0 {
+		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 24<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -118,8 +119,40 @@ func TestSettingsTable(t *testing.T) {
 }
 
 func TestMemoryLimitGrowsWithTheFleet(t *testing.T) {
-	m := &memoryLimit{Base: 24 << 20, PerNode: 256, Nodes: func() int { return 100000 }}
-	if got, want := m.limit(), int64(24<<20+25600000); got != want {
+	m := &memoryLimit{Base: 24 << 20, PerNode: 256}
+	if got, want := m.limit(100000, 10<<20, 4<<20), int64(24<<20+25600000); got != want {
 		t.Fatalf("limit = %d, want %d", got, want)
 	}
+}
+
+// A live heap above the configured limit lifts the limit to a quarter
+// above it: the collector gets headroom instead of running without pause.
+func TestMemoryLimitStaysAboveTheLiveHeap(t *testing.T) {
+	m := &memoryLimit{Base: 24 << 20, PerNode: 256}
+	if got, want := m.limit(10000, 40<<20, 4<<20), int64(40<<20+10<<20+4<<20); got != want {
+		t.Fatalf("limit = %d, want %d (live 40 MiB + a quarter + 4 MiB outside the heap)", got, want)
+	}
+	// And it comes back down with the live heap.
+	if got, want := m.limit(10000, 8<<20, 4<<20), int64(24<<20+2560000); got != want {
+		t.Fatalf("limit = %d, want %d", got, want)
+	}
+}
+
+// The runtime's own figures: the live heap is what a real allocation
+// made it, and the non-heap part is positive.
+func TestMemoryLimitReadsTheRuntime(t *testing.T) {
+	m := &memoryLimit{}
+	keep := make([][]byte, 0, 64)
+	for range 64 {
+		keep = append(keep, make([]byte, 256<<10))
+	}
+	runtime.GC()
+	live, other := m.read()
+	if live < 16<<20 {
+		t.Errorf("live heap %d bytes with 16 MiB held; want at least that", live)
+	}
+	if other == 0 {
+		t.Error("no memory outside the heap: the runtime/metrics names are wrong")
+	}
+	runtime.KeepAlive(keep)
 }

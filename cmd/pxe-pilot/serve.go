@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,7 +125,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
 	servers := map[string]server{"http": api, "console": ui, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
-	servers["memory-limit"] = &memoryLimit{Base: cfg.MemoryLimit, PerNode: 256, Every: 30 * time.Second, Log: log,
+	servers["memory-limit"] = &memoryLimit{Base: cfg.MemoryLimit, PerNode: 256, Every: 100 * time.Millisecond, Log: log,
 		Nodes: func() int {
 			c, _ := st.CountByState()
 			n := 0
@@ -238,45 +236,4 @@ func routeAddr(ifname string) (net.IP, string, error) {
 	}
 	ip, err := dhcpproxy.InterfaceIPv4(ifname)
 	return ip, ifname, err
-}
-
-// memoryLimit applies PXE_MEMORY_LIMIT, unless GOMEMLIMIT is set (the Go
-// runtime has applied that one already), as a soft limit of Base plus
-// PerNode bytes for every node the store holds, recomputed every Every.
-// Measured (README, Performance, Scale): Badger's memtable flushes and
-// compactions briefly hold 20-30 MB of table builders, and the collector's
-// default target, twice the live heap, then let the process reach 80-95 MB
-// at 10,000 nodes; near the limit it collects sooner instead. The live
-// heap grows with the fleet (the acknowledgement journal's index, Badger's
-// bloom filters), so a fixed limit would make a large fleet's collector
-// run without pause; hence the per-node share. It is soft: with more live
-// data than the limit the collector works harder, but never fails an
-// allocation.
-type memoryLimit struct {
-	Base, PerNode int64
-	Every         time.Duration
-	Nodes         func() int
-	Log           *slog.Logger
-}
-
-func (m *memoryLimit) limit() int64 { return m.Base + m.PerNode*int64(m.Nodes()) }
-
-func (m *memoryLimit) Serve(ctx context.Context) error {
-	if env := os.Getenv("GOMEMLIMIT"); env != "" || m.Base <= 0 {
-		if env != "" {
-			m.Log.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", env)
-		}
-		<-ctx.Done()
-		return nil
-	}
-	t := time.NewTicker(m.Every)
-	defer t.Stop()
-	for {
-		debug.SetMemoryLimit(m.limit())
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
