@@ -13,9 +13,11 @@
 //
 // A missing binary is not fatal: the appliance starts, logs which names are
 // missing and where it looked, and TFTP answers those names "file not found".
-// Everything is read into memory once at start-up (all four binaries come to
-// about 1.2 MB), so serving a file never touches the disk and a file changed
+// The iPXE binaries are read into memory once at start-up (all four come to
+// about 1.2 MB), so serving one never touches the disk and a file changed
 // underneath the running appliance cannot be served half old, half new.
+// The Secure Boot chain (signed.go, about 5 MB) is checked at start-up and
+// read on first use, verified against the SHA-256 taken at start-up.
 package assets
 
 import (
@@ -52,12 +54,28 @@ var embedded embed.FS
 //go:embed scripts/*.tmpl
 var scriptFS embed.FS
 
-// Binary is one iPXE build, read into memory.
+// Binary is one file the appliance serves: an iPXE build, read into memory
+// at start-up, or a file of the Secure Boot chain, read on first use
+// (signed.go).
 type Binary struct {
 	Name   string
-	Data   []byte
+	Data   []byte // nil for a file read on first use: call Bytes
 	Source string // where it was read from: a path, or "embedded"
-	SHA256 string
+	SHA256 string // of the contents checked at start-up
+	Size   int
+
+	lazy *lazyFile
+}
+
+// Bytes returns the file's contents. A file read on first use is read
+// once, checked against the SHA-256 taken at start-up and then kept; a
+// file changed on disk since start-up is refused (it could be half
+// written), with an error that says to restart the appliance.
+func (b Binary) Bytes() ([]byte, error) {
+	if b.lazy == nil {
+		return b.Data, nil
+	}
+	return b.lazy.get()
 }
 
 // Options says where to look for binaries.
@@ -137,7 +155,7 @@ func LoadBinaries(o Options) (*Binaries, error) {
 
 func newBinary(name string, data []byte, source string) Binary {
 	sum := sha256.Sum256(data)
-	return Binary{Name: name, Data: data, Source: source, SHA256: hex.EncodeToString(sum[:])}
+	return Binary{Name: name, Data: data, Source: source, SHA256: hex.EncodeToString(sum[:]), Size: len(data)}
 }
 
 // Get returns the binary called name, if it was found.

@@ -1,9 +1,12 @@
 package assets
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // The Secure Boot chain: a Microsoft-signed shim that loads a
@@ -62,8 +65,13 @@ type SignedOptions struct {
 	NoEmbedded bool
 }
 
-// LoadSigned finds and reads the signed chain. It fails only when Dir is
-// set and cannot be read; a file found nowhere is recorded in Missing.
+// LoadSigned finds the signed chain and reads each file once, to check it
+// and take its SHA-256. The contents are then dropped and read again on
+// first use (Binary.Bytes): they come to about 5 MB (GRUB alone is 3.8 MB),
+// which an appliance whose machines never ask for the chain would
+// otherwise hold for nothing, and which the garbage collector's target
+// would count once more on top. It fails only when Dir is set and cannot
+// be read; a file found nowhere is recorded in Missing.
 func LoadSigned(o SignedOptions) (*Binaries, error) {
 	if o.Dir != "" {
 		st, err := os.Stat(o.Dir)
@@ -98,7 +106,10 @@ func LoadSigned(o SignedOptions) (*Binaries, error) {
 				data, err = os.ReadFile(p)
 			}
 			if err == nil {
-				b.files[name] = newBinary(name, data, p)
+				bin := newBinary(name, data, p)
+				bin.Data = nil
+				bin.lazy = &lazyFile{path: p, name: name, sha256: bin.SHA256}
+				b.files[name] = bin
 				found = true
 				break
 			}
@@ -108,4 +119,38 @@ func LoadSigned(o SignedOptions) (*Binaries, error) {
 		}
 	}
 	return b, nil
+}
+
+// lazyFile is a file of the signed chain, read on first use and kept.
+type lazyFile struct {
+	path   string // a path, or "embedded"
+	name   string
+	sha256 string // taken at start-up
+
+	mu   sync.Mutex
+	data []byte
+}
+
+func (l *lazyFile) get() ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.data != nil {
+		return l.data, nil
+	}
+	var data []byte
+	var err error
+	if l.path == "embedded" {
+		data, err = embedded.ReadFile("signed/" + l.name)
+	} else {
+		data, err = os.ReadFile(l.path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s was readable at start-up but no longer is (%w); put it back, or restart pxe-pilot to look for it again", l.path, err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != l.sha256 {
+		return nil, fmt.Errorf("%s changed since start-up (SHA-256 %.16s…, was %.16s…) and may be half written; restart pxe-pilot to serve the new file", l.path, got, l.sha256)
+	}
+	l.data = data
+	return data, nil
 }

@@ -117,7 +117,7 @@ func binaries(b *assets.Binaries) []binaryView {
 	var out []binaryView
 	for _, name := range b.Found() {
 		f, _ := b.Get(name)
-		out = append(out, binaryView{Name: name, Source: f.Source, SHA256: f.SHA256[:16], Found: true, Bytes: len(f.Data)})
+		out = append(out, binaryView{Name: name, Source: f.Source, SHA256: f.SHA256[:16], Found: true, Bytes: f.Size})
 	}
 	var missing []string
 	for name := range b.Missing() {

@@ -181,10 +181,17 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request, name string,
 		writeError(w, http.StatusNotFound, missing(truncate(name, 64)))
 		return
 	}
+	data, err := bin.Bytes()
+	if err != nil {
+		s.m.AssetRequests.WithLabelValues(label, "unreadable").Inc()
+		s.log.Error("file cannot be served", "file", name, "err", err)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s cannot be read on the appliance: %v", name, err))
+		return
+	}
 	s.m.AssetRequests.WithLabelValues(label, "served").Inc()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", `"`+bin.SHA256+`"`)
-	http.ServeContent(w, r, name, startTime, bytes.NewReader(bin.Data))
+	http.ServeContent(w, r, name, startTime, bytes.NewReader(data))
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {

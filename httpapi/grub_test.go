@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,6 +132,32 @@ func TestGRUBStaticFiles(t *testing.T) {
 	}
 	wantJSONError(t, e.do("GET", "/shim/shimx64.efi", ""), http.StatusNotFound, "shim-signed")
 	wantJSONError(t, e.do("GET", "/shim/nope.efi", ""), http.StatusNotFound, "known: shimx64.efi")
+}
+
+// TestShimServedFromFirstUse: /shim/<name> serves the chain read on first
+// use; a file changed on disk since start-up gets 503 naming it and the
+// way out, never half a file.
+func TestShimServedFromFirstUse(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{assets.ShimX64: "a shim", assets.GRUBX64: "a grub"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed, err := assets.LoadSigned(assets.SignedOptions{Dir: dir, System: map[string][]string{}, NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Signed = signed })
+	w := e.do("GET", "/shim/shimx64.efi", "")
+	wantCode(t, w, http.StatusOK)
+	if w.Body.String() != "a shim" {
+		t.Errorf("shim body %q", w.Body.String())
+	}
+	if err := os.WriteFile(filepath.Join(dir, assets.GRUBX64), []byte("a newer grub"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantJSONError(t, e.do("GET", "/shim/grubx64.efi", ""), http.StatusServiceUnavailable, "restart pxe-pilot")
 }
 
 // FuzzGRUBQuery: whatever GRUB (or anyone) sends to /grub, the answer is a

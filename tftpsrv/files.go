@@ -26,7 +26,29 @@ func (s *Server) addFiles(files map[string][]byte) error {
 		if _, dup := s.files[name]; dup {
 			return fmt.Errorf("tftpsrv: extra file %q is already served", name)
 		}
-		s.files[name] = file{name: name, data: data}
+		s.files[name] = file{name: name, data: data, size: len(data)}
+	}
+	return nil
+}
+
+// LazyFile is an extra file whose contents are read on first use.
+type LazyFile struct {
+	Size int // at start-up: sizes the transfer deadline
+	Load func() ([]byte, error)
+}
+
+func (s *Server) addLazyFiles(files map[string]LazyFile) error {
+	for name, f := range files {
+		if err := checkFileName(name); err != nil {
+			return err
+		}
+		if _, dup := s.files[name]; dup {
+			return fmt.Errorf("tftpsrv: extra file %q is already served", name)
+		}
+		if f.Load == nil {
+			return fmt.Errorf("tftpsrv: extra file %q has no contents", name)
+		}
+		s.files[name] = file{name: name, load: f.Load, size: f.Size}
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package tftpsrv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
@@ -74,6 +76,48 @@ func TestExtraFilesServed(t *testing.T) {
 		if len(p) < 4 || p[1] != opERROR || ErrorCode(p[3]) != tc.code {
 			t.Errorf("RRQ %q: got % x, want ERROR code %d", tc.name, p, tc.code)
 		}
+	}
+}
+
+// TestLazyFiles: a file read on first use is served whole; one that
+// cannot be read answers the transfer with an error naming it, is logged
+// and counted, and the server goes on serving the others.
+func TestLazyFiles(t *testing.T) {
+	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shim := bytes.Repeat([]byte("lazy-shim-"), 300)
+	var loads atomic.Int32
+	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1,
+		LazyFiles: map[string]LazyFile{
+			"shimx64.efi": {Size: len(shim), Load: func() ([]byte, error) { loads.Add(1); return shim, nil }},
+			"grubx64.efi": {Size: 10, Load: func() ([]byte, error) { return nil, errors.New("grubx64.efi changed since start-up") }},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := srv.Addr().String()
+	if loads.Load() != 0 {
+		t.Fatal("a lazy file was read before anyone asked for it")
+	}
+	got, _, err := pinGet(addr, "shimx64.efi", 1428, true)
+	if err != nil || !bytes.Equal(got, shim) {
+		t.Fatalf("shimx64.efi: %d bytes, %v; want %d", len(got), err, len(shim))
+	}
+	p := rawExchange(t, addr, rq(opRRQ, "grubx64.efi", "octet"))
+	if len(p) < 5 || p[1] != opERROR || !strings.Contains(string(p[4:]), `cannot read "grubx64.efi"`) {
+		t.Fatalf("unreadable grubx64.efi: got %q, want an ERROR naming it", p)
+	}
+	if got, _, err := pinGet(addr, "shimx64.efi", 1428, true); err != nil || !bytes.Equal(got, shim) {
+		t.Fatalf("shimx64.efi after the failure: %d bytes, %v", len(got), err)
+	}
+	if _, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LazyFiles: map[string]LazyFile{"x.efi": {}}}); err == nil {
+		t.Error("a lazy file without contents was accepted")
 	}
 }
 

@@ -78,8 +78,12 @@ type Config struct {
 	// from the biggest served file (transferDeadline). Tests shorten it.
 	TransferDeadline time.Duration
 	// Files are extra files served by exact name, which may include
-	// folders (see files.go): the Secure Boot chain and grub.cfg.
+	// folders (see files.go): grub.cfg.
 	Files map[string][]byte
+	// LazyFiles are extra files read on first use (the Secure Boot chain,
+	// assets.Binary.Bytes); a load error answers the transfer with an
+	// error and is logged.
+	LazyFiles map[string]LazyFile
 	// Generate answers every name under one folder from code, per
 	// request (GRUB's per-machine script, see files.go); zero: none.
 	Generate Generator
@@ -93,7 +97,17 @@ type Config struct {
 type file struct {
 	name   string
 	data   []byte
+	load   func() ([]byte, error) // a file read on first use; data is nil
+	size   int
 	binary bool // an iPXE binary: subject to the loop breaker
+}
+
+// contents is what a transfer of f sends.
+func (f file) contents() ([]byte, error) {
+	if f.load != nil {
+		return f.load()
+	}
+	return f.data, nil
 }
 
 // Server is a read-only TFTP server over the appliance's in-memory files.
@@ -163,7 +177,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, name := range assets.BinaryNames {
 		if b, ok := cfg.Binaries.Get(name); ok {
-			s.files[name] = file{name: name, data: b.Data, binary: true}
+			s.files[name] = file{name: name, data: b.Data, size: len(b.Data), binary: true}
 		}
 	}
 	for _, name := range []string{assets.ScriptBoot, assets.ScriptAutoexec} {
@@ -171,10 +185,13 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tftpsrv: rendering %s: %w", name, err)
 		}
-		s.files[name] = file{name: name, data: data}
+		s.files[name] = file{name: name, data: data, size: len(data)}
 	}
 	s.script = s.files[assets.ScriptBoot].data
 	if err := s.addFiles(cfg.Files); err != nil {
+		return nil, err
+	}
+	if err := s.addLazyFiles(cfg.LazyFiles); err != nil {
 		return nil, err
 	}
 	if err := s.setGenerator(cfg.Generate); err != nil {
@@ -188,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 	if s.deadline <= 0 {
 		biggest := 0
 		for _, f := range s.files {
-			biggest = max(biggest, len(f.data))
+			biggest = max(biggest, f.size)
 		}
 		s.deadline = transferDeadline(biggest)
 	}
@@ -316,7 +333,13 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		return fmt.Errorf("server busy (%s): try again", reason)
 	}
 	defer s.release(client)
-	data, served := f.data, f.name
+	data, err := f.contents()
+	if err != nil {
+		s.m.TFTPRejected.WithLabelValues("unreadable").Inc()
+		s.log.Error("TFTP file cannot be served", "client", clientAddr, "file", filename, "err", err)
+		return fmt.Errorf("cannot read %q on the appliance: see its log", filename)
+	}
+	served := f.name
 	decision := ServeBinary
 	breaking := f.binary && s.loop != nil
 	if breaking {

@@ -53,7 +53,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	for _, name := range bins.Found() {
 		b, _ := bins.Get(name)
-		log.Info("iPXE binary", "file", name, "source", b.Source, "bytes", len(b.Data))
+		log.Info("iPXE binary", "file", name, "source", b.Source, "bytes", b.Size)
 	}
 	// warnings are the configuration problems logged at start; the
 	// console's appliance page repeats them.

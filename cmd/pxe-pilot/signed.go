@@ -12,6 +12,7 @@ import (
 	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
+	"github.com/pxe-pilot/pxe-pilot/tftpsrv"
 )
 
 // files is what the protocol servers hand out.
@@ -33,7 +34,7 @@ func loadSigned(cfg config, log *slog.Logger) (*assets.Binaries, error) {
 	}
 	for _, name := range signed.Found() {
 		b, _ := signed.Get(name)
-		log.Info("Secure Boot chain file", "file", name, "source", b.Source, "bytes", len(b.Data))
+		log.Info("Secure Boot chain file", "file", name, "source", b.Source, "bytes", b.Size)
 	}
 	missing := signed.Missing()
 	var x64 []string
@@ -70,14 +71,20 @@ func (f files) shimNames() (x64, aa64 string) {
 	return x64, aa64
 }
 
-// tftpFiles are the Secure Boot chain and grub.cfg (under every GRUB
-// prefix) for the TFTP server.
-func (f files) tftpFiles(base string, log *slog.Logger) map[string][]byte {
-	out := map[string][]byte{}
+// signedFiles are the Secure Boot chain for the TFTP server, read on first
+// use (assets.LoadSigned says why).
+func (f files) signedFiles() map[string]tftpsrv.LazyFile {
+	out := map[string]tftpsrv.LazyFile{}
 	for _, name := range f.signed.Found() {
 		b, _ := f.signed.Get(name)
-		out[name] = b.Data
+		out[name] = tftpsrv.LazyFile{Size: b.Size, Load: b.Bytes}
 	}
+	return out
+}
+
+// tftpFiles are grub.cfg (under every GRUB prefix) for the TFTP server.
+func (f files) tftpFiles(base string, log *slog.Logger) map[string][]byte {
+	out := map[string][]byte{}
 	cfg, err := boot.GRUBConfig(base)
 	if err != nil {
 		log.Warn("no grub.cfg for the Secure Boot chain: GRUB would find no configuration", "err", err)
