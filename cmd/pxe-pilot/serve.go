@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		servers["node-retention"] = &boot.Retention{Store: fg, After: cfg.NodeRetention, Log: log,
 			Forgot: func(n int) { m.NodesForgotten.Add(float64(n)) }}
 	} else if cfg.NodeRetention > 0 {
-		log.Warn("PXE_NODE_RETENTION is set, but the etcd store (PXE_STORE) cannot forget idle nodes yet; no node is forgotten")
+		log.Warn("PXE_NODE_RETENTION is set, but this store cannot forget idle nodes; no node is forgotten", "store", fmt.Sprintf("%T", st))
 	}
 
 	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof, grub: api.GRUBScript}, m, log)

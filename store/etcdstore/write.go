@@ -354,3 +354,51 @@ func mergeFacts(dst *store.Facts, src store.Facts) {
 		}
 	}
 }
+
+var _ store.Forgetter = (*Store)(nil)
+
+// ForgetIdle deletes up to max idle nodes (store.Node.Idle) and their
+// history; see store.Forgetter. It reads the nodes in pages at one
+// revision each, stopping at max candidates, then deletes each in its own
+// transaction guarded by the node's revision, after checking the condition
+// again on the node as stored: a node another appliance or an admin wrote
+// meanwhile fails the guard, is read again, and is kept if no longer idle.
+// Several appliances may sweep at once; each node is deleted once.
+func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
+	var idle []store.MAC
+	after := store.MAC("")
+	for len(idle) < max {
+		page, next, err := s.ListPage(after, listBatch, store.Filter{})
+		if err != nil {
+			return 0, err
+		}
+		for i := range page {
+			if page[i].Idle(seenBefore) && len(idle) < max {
+				idle = append(idle, page[i].MAC)
+			}
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	forgot := 0
+	for _, m := range idle {
+		gone := false
+		err := s.update(m, func(snap snapshot) (*write, error) {
+			gone = false
+			if snap.node == nil || !snap.node.Idle(seenBefore) {
+				return nil, nil // deleted or touched meanwhile: keep it
+			}
+			gone = true
+			return &write{before: snap.node.State}, nil
+		})
+		if err != nil {
+			return forgot, err
+		}
+		if gone {
+			forgot++
+		}
+	}
+	return forgot, nil
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Backend) {
 		{"CountByState", testCountByState},
 		{"Subscribe", testSubscribe},
 		{"Ping", testPing},
+		{"ForgetIdle", testForgetIdle},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
