@@ -26,18 +26,18 @@ PORT=$port PXE_LISTEN_ADDR=127.0.0.1 PXE_BASE_URL=$base DATABASE_PATH="$work/db"
 	"$work/pxe-pilot" serve 2>"$work/log" &
 pid=$!
 for _ in $(seq 100); do curl -fs "$base/health" >/dev/null && break; sleep 0.1; done
-{
-	for i in $(seq 0 $((N - 1))); do
-		mac=$(printf '52:54:01:%02x:%02x:%02x' $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255)))
-		if [ $((i % 2)) = 0 ]; then
-			printf 'url = "%s/nodes/%s/reinstall"\nrequest = "POST"\noutput = "/dev/null"\nnext\n' "$base" "$mac"
-		fi
-		for p in pcbios efi pcbios; do
-			printf 'url = "%s/boot?mac=%s&platform=%s&serial=SN%d&manufacturer=QEMU&product=Standard%%20PC"\noutput = "/dev/null"\nnext\n' "$base" "$mac" "$p" "$i"
-		done
-	done
-	printf 'url = "%s/nodes"\noutput = "/dev/null"\n' "$base"
-} >"$work/requests"
+# The request list, written by awk (a shell loop took minutes at 100,000).
+awk -v n="$N" -v base="$base" 'BEGIN {
+	for (i = 0; i < n; i++) {
+		mac = sprintf("52:54:01:%02x:%02x:%02x", int(i / 65536) % 256, int(i / 256) % 256, i % 256)
+		if (i % 2 == 0)
+			printf "url = \"%s/nodes/%s/reinstall\"\nrequest = \"POST\"\noutput = \"/dev/null\"\nnext\n", base, mac
+		split("pcbios efi pcbios", plats, " ")
+		for (p = 1; p <= 3; p++)
+			printf "url = \"%s/boot?mac=%s&platform=%s&serial=SN%d&manufacturer=QEMU&product=Standard%%20PC\"\noutput = \"/dev/null\"\nnext\n", base, mac, plats[p], i
+	}
+	printf "url = \"%s/nodes\"\noutput = \"/dev/null\"\n", base
+}' >"$work/requests"
 start=$(date +%s.%N)
 timeout "${TIMEOUT:-600}" curl -fsS -K "$work/requests"
 end=$(date +%s.%N)

@@ -124,17 +124,14 @@ func macOf(i int) store.MAC {
 	return store.MAC(fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(i>>24), byte(i>>16), byte(i>>8), byte(i)))
 }
 
-// BenchmarkMetrics100k is one Prometheus scrape of GET /metrics with
-// 100,000 nodes in the store: the per-state gauge reads counts the store
-// keeps up to date, so the cost does not grow with the fleet.
-//
-//	go test -run XXX -bench Metrics100k -benchtime 200x ./httpapi/
-func BenchmarkMetrics100k(b *testing.B) {
+// fleet100k is a handler over a store holding 100,000 nodes, each booted
+// once with facts.
+func fleet100k(b *testing.B) http.Handler {
 	st, err := store.Open(b.TempDir(), store.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	m := metrics.New("bench")
 	m.RegisterNodeGauge(store.StateNames(), store.NamedCounts(st.CountByState))
 	h, err := NewHandler(Config{BaseURL: testBaseURL, Boot: fullBoot, Store: st, Metrics: m, Logger: quiet})
@@ -143,11 +140,54 @@ func BenchmarkMetrics100k(b *testing.B) {
 	}
 	const fleet = 100000
 	for i := 0; i < fleet; i++ {
-		if _, _, err := st.RecordBoot(macOf(i), store.Sighting{Time: t0, IP: "203.0.113.9"},
+		if _, _, err := st.RecordBoot(macOf(i), store.Sighting{Time: t0, IP: "203.0.113.9",
+			Facts: store.Facts{Platform: "efi", Manufacturer: "QEMU", Product: "Standard PC", Serial: fmt.Sprintf("SN%d", i)}},
 			func(*store.Node) store.Event { return store.Event{Decision: store.DecisionLocal} }); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return h
+}
+
+// BenchmarkNodes100k is GET /nodes with 100,000 nodes in the store: the
+// first page of 100 (what the console and the CLI ask for first), and the
+// seed's plain GET /nodes, every node streamed page by page. Run:
+//
+//	go test -run XXX -bench Nodes100k -benchtime 20x ./httpapi/
+func BenchmarkNodes100k(b *testing.B) {
+	h := fleet100k(b)
+	b.Run("first-page", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/nodes?limit=100", nil)
+		for i := 0; i < b.N; i++ {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"next": "`) {
+				b.Fatalf("page %d: %d\n%.500s", i, w.Code, w.Body.String())
+			}
+		}
+	})
+	b.Run("full-stream", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/nodes", nil)
+		var bytes int
+		for i := 0; i < b.N; i++ {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK || strings.Count(w.Body.String(), `"mac":`) != 100000 {
+				b.Fatalf("stream %d: %d, %d nodes", i, w.Code, strings.Count(w.Body.String(), `"mac":`))
+			}
+			bytes = w.Body.Len()
+		}
+		b.ReportMetric(float64(bytes)/(1<<20), "MiB/response")
+	})
+}
+
+// BenchmarkMetrics100k is one Prometheus scrape of GET /metrics with
+// 100,000 nodes in the store: the per-state gauge reads counts the store
+// keeps up to date, so the cost does not grow with the fleet.
+//
+//	go test -run XXX -bench Metrics100k -benchtime 200x ./httpapi/
+func BenchmarkMetrics100k(b *testing.B) {
+	h := fleet100k(b)
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
