@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,8 +66,8 @@ type SignedOptions struct {
 	NoEmbedded bool
 }
 
-// LoadSigned finds the signed chain and reads each file once, to check it
-// and take its SHA-256. The contents are then dropped and read again on
+// LoadSigned finds the signed chain and streams each file once through
+// SHA-256, to check it can be read; the contents are read into memory on
 // first use (Binary.Bytes): they come to about 5 MB (GRUB alone is 3.8 MB),
 // which an appliance whose machines never ask for the chain would
 // otherwise hold for nothing, and which the garbage collector's target
@@ -98,18 +99,10 @@ func LoadSigned(o SignedOptions) (*Binaries, error) {
 		places = append(places, sys[name]...)
 		found := false
 		for _, p := range places {
-			var data []byte
-			var err error
-			if p == "embedded" {
-				data, err = embedded.ReadFile("signed/" + name)
-			} else {
-				data, err = os.ReadFile(p)
-			}
+			sum, size, err := hashFile(p, name)
 			if err == nil {
-				bin := newBinary(name, data, p)
-				bin.Data = nil
-				bin.lazy = &lazyFile{path: p, name: name, sha256: bin.SHA256}
-				b.files[name] = bin
+				b.files[name] = Binary{Name: name, Source: p, SHA256: sum, Size: size,
+					lazy: &lazyFile{path: p, name: name, sha256: sum}}
 				found = true
 				break
 			}
@@ -119,6 +112,28 @@ func LoadSigned(o SignedOptions) (*Binaries, error) {
 		}
 	}
 	return b, nil
+}
+
+// hashFile streams one file of the chain through SHA-256, so start-up
+// never holds it in memory.
+func hashFile(path, name string) (string, int, error) {
+	var f io.ReadCloser
+	var err error
+	if path == "embedded" {
+		f, err = embedded.Open("signed/" + name)
+	} else {
+		f, err = os.Open(path)
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), int(n), nil
 }
 
 // lazyFile is a file of the signed chain, read on first use and kept.
