@@ -1613,3 +1613,40 @@ func TestPrometheusFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMergeConflictMarkers: no committed text file keeps a merge's
+// conflict markers (README.md once did, in two places).
+func TestNoMergeConflictMarkers(t *testing.T) {
+	skip := map[string]bool{".git": true, "node_modules": true, "artifacts": true, "testdata": true}
+	err := filepath.WalkDir(repo, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if skip[d.Name()] || path != repo && strings.HasPrefix(d.Name(), ".") && d.Name() != ".ci" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".md", ".yml", ".yaml", ".sh", ".env", ".tmpl", ".service", ".lua", "":
+		default:
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			for _, m := range []string{"<<<<<<< ", ">>>>>>> ", "======="} {
+				if strings.HasPrefix(line, m) && (m != "=======" || strings.TrimRight(line, " ") == m) {
+					t.Errorf("%s:%d: merge conflict marker %q", path, i+1, line)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
