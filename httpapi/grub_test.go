@@ -158,6 +158,9 @@ func TestShimServedFromFirstUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJSONError(t, e.do("GET", "/shim/grubx64.efi", ""), http.StatusServiceUnavailable, "restart pxe-pilot")
+	if got := testutil.ToFloat64(e.m.AssetRequests.WithLabelValues(assets.GRUBX64, "unreadable")); got != 1 {
+		t.Errorf("asset requests{grubx64.efi, unreadable} = %v, want 1", got)
+	}
 }
 
 // FuzzGRUBQuery: whatever GRUB (or anyone) sends to /grub, the answer is a

@@ -40,7 +40,7 @@ type Metrics struct {
 	NodesForgotten     prometheus.Counter       // idle nodes forgotten by PXE_NODE_RETENTION
 	InstallFiles       *prometheus.CounterVec   // result="served|missing|refused|error"
 	HTTPDuration       *prometheus.HistogramVec // route, code
-	AssetRequests      *prometheus.CounterVec   // file, result="served|missing"
+	AssetRequests      *prometheus.CounterVec   // file, result="served|missing|unreadable"
 
 	// Store.
 	StoreErrors *prometheus.CounterVec // op
@@ -56,7 +56,7 @@ type Metrics struct {
 	TFTPTransfers  *prometheus.CounterVec   // file, result="started|completed|failed"
 	TFTPBytes      *prometheus.CounterVec   // file
 	TFTPDuration   *prometheus.HistogramVec // file
-	TFTPRejected   *prometheus.CounterVec   // reason="write|not_found|bad_path|too_long|malformed|busy|client_limit|deadline"
+	TFTPRejected   *prometheus.CounterVec   // reason="write|not_found|bad_path|too_long|malformed|busy|client_limit|deadline|unreadable"
 	TFTPLoopBreaks prometheus.Counter       // router-only mode: script served instead of a binary
 }
 

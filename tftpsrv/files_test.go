@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/metrics"
 )
 
 // signedFiles is the set the appliance serves for the Secure Boot chain:
@@ -89,7 +90,8 @@ func TestLazyFiles(t *testing.T) {
 	}
 	shim := bytes.Repeat([]byte("lazy-shim-"), 300)
 	var loads atomic.Int32
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1,
+	m := metrics.New("")
+	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Metrics: m,
 		LazyFiles: map[string]LazyFile{
 			"shimx64.efi": {Size: len(shim), Load: func() ([]byte, error) { loads.Add(1); return shim, nil }},
 			"grubx64.efi": {Size: 10, Load: func() ([]byte, error) { return nil, errors.New("grubx64.efi changed since start-up") }},
@@ -112,6 +114,9 @@ func TestLazyFiles(t *testing.T) {
 	p := rawExchange(t, addr, rq(opRRQ, "grubx64.efi", "octet"))
 	if len(p) < 5 || p[1] != opERROR || !strings.Contains(string(p[4:]), `cannot read "grubx64.efi"`) {
 		t.Fatalf("unreadable grubx64.efi: got %q, want an ERROR naming it", p)
+	}
+	if got := value(t, m.TFTPRejected.WithLabelValues("unreadable")); got != 1 {
+		t.Errorf("tftp rejected{unreadable} = %v, want 1", got)
 	}
 	if got, _, err := pinGet(addr, "shimx64.efi", 1428, true); err != nil || !bytes.Equal(got, shim) {
 		t.Fatalf("shimx64.efi after the failure: %d bytes, %v", len(got), err)
