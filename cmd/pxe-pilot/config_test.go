@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,4 +160,37 @@ func TestMemoryLimitReadsTheRuntime(t *testing.T) {
 		t.Error("no memory outside the heap: the runtime/metrics names are wrong")
 	}
 	runtime.KeepAlive(keep)
+}
+
+// TestMemoryLimitServe: Serve sets the runtime's limit to Base plus the
+// fleet's share, and counts the fleet once per nodesEvery, not on every
+// tick.
+func TestMemoryLimitServe(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Fatal("GOMEMLIMIT is set in the test environment: Serve would leave the limit alone")
+	}
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	var counts atomic.Int32
+	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Nodes: func() int { counts.Add(1); return 1000 }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx) }()
+	want := int64(512<<20 + 256*1000)
+	deadline := time.Now().Add(10 * time.Second)
+	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // about 50 more ticks
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != want {
+		t.Fatalf("runtime memory limit %d, want %d", got, want)
+	}
+	if n := counts.Load(); n != 1 {
+		t.Errorf("the fleet was counted %d times in one nodesEvery; want once", n)
+	}
 }

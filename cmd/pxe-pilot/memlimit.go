@@ -13,7 +13,8 @@ import (
 // is set (the Go runtime has applied that one already), as a soft limit on
 // the Go runtime's memory: Base plus PerNode bytes for every node the store
 // holds, but never less than the live heap plus a quarter (plus what the
-// runtime holds besides the heap: stacks, metadata). Recomputed every Every.
+// runtime holds besides the heap: stacks, metadata). Recomputed every Every
+// (the fleet's size every nodesEvery).
 //
 // Why both parts (measured, README, Performance, Scale):
 //   - Without a limit the collector's target is twice the live heap, and
@@ -89,9 +90,17 @@ func (m *memoryLimit) Serve(ctx context.Context) error {
 	}
 	t := time.NewTicker(m.Every)
 	defer t.Stop()
+	// The fleet's size moves slowly, and counting may wait on the store
+	// (on etcd, up to its timeout while the watch catches up): read it
+	// every nodesEvery, the live heap on every tick.
+	var nodes int
+	var counted time.Time
 	for {
+		if now := time.Now(); now.Sub(counted) >= nodesEvery {
+			nodes, counted = m.Nodes(), now
+		}
 		live, other := m.read()
-		debug.SetMemoryLimit(m.limit(m.Nodes(), live, other))
+		debug.SetMemoryLimit(m.limit(nodes, live, other))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -99,3 +108,6 @@ func (m *memoryLimit) Serve(ctx context.Context) error {
 		}
 	}
 }
+
+// nodesEvery is how often Serve counts the fleet.
+const nodesEvery = 30 * time.Second
