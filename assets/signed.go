@@ -117,13 +117,7 @@ func LoadSigned(o SignedOptions) (*Binaries, error) {
 // hashFile streams one file of the chain through SHA-256, so start-up
 // never holds it in memory.
 func hashFile(path, name string) (string, int, error) {
-	var f io.ReadCloser
-	var err error
-	if path == "embedded" {
-		f, err = embedded.Open("signed/" + name)
-	} else {
-		f, err = os.Open(path)
-	}
+	f, err := openSigned(path, name)
 	if err != nil {
 		return "", 0, err
 	}
@@ -134,6 +128,15 @@ func hashFile(path, name string) (string, int, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), int(n), nil
+}
+
+// openSigned opens one file of the chain where LoadSigned found it: a
+// path, or "embedded".
+func openSigned(path, name string) (io.ReadCloser, error) {
+	if path == "embedded" {
+		return embedded.Open("signed/" + name)
+	}
+	return os.Open(path)
 }
 
 // lazyFile is a file of the signed chain, read on first use and kept.
@@ -152,12 +155,11 @@ func (l *lazyFile) get() ([]byte, error) {
 	if l.data != nil {
 		return l.data, nil
 	}
+	f, err := openSigned(l.path, l.name)
 	var data []byte
-	var err error
-	if l.path == "embedded" {
-		data, err = embedded.ReadFile("signed/" + l.name)
-	} else {
-		data, err = os.ReadFile(l.path)
+	if err == nil {
+		data, err = io.ReadAll(f)
+		f.Close()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s was readable at start-up but no longer is (%w); put it back, or restart pxe-pilot to look for it again", l.path, err)

@@ -20,14 +20,22 @@ import (
 // start-up rather than a silent "file not found" at boot time.
 func (s *Server) addFiles(files map[string][]byte) error {
 	for name, data := range files {
-		if err := checkFileName(name); err != nil {
+		if err := s.addExtra(file{name: name, data: data, size: len(data)}); err != nil {
 			return err
 		}
-		if _, dup := s.files[name]; dup {
-			return fmt.Errorf("tftpsrv: extra file %q is already served", name)
-		}
-		s.files[name] = file{name: name, data: data, size: len(data)}
 	}
+	return nil
+}
+
+// addExtra adds one extra file, checking its name and that it is new.
+func (s *Server) addExtra(f file) error {
+	if err := checkFileName(f.name); err != nil {
+		return err
+	}
+	if _, dup := s.files[f.name]; dup {
+		return fmt.Errorf("tftpsrv: extra file %q is already served", f.name)
+	}
+	s.files[f.name] = f
 	return nil
 }
 
@@ -39,16 +47,12 @@ type LazyFile struct {
 
 func (s *Server) addLazyFiles(files map[string]LazyFile) error {
 	for name, f := range files {
-		if err := checkFileName(name); err != nil {
-			return err
-		}
-		if _, dup := s.files[name]; dup {
-			return fmt.Errorf("tftpsrv: extra file %q is already served", name)
-		}
 		if f.Load == nil {
 			return fmt.Errorf("tftpsrv: extra file %q has no contents", name)
 		}
-		s.files[name] = file{name: name, load: f.Load, size: f.Size}
+		if err := s.addExtra(file{name: name, load: f.Load, size: f.Size}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
