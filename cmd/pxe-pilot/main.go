@@ -53,6 +53,9 @@ Usage:
   pxe-pilot recover --from <damaged dir> --to <new dir>
                                 salvage what is readable into a new directory and
                                 report what was not (offline; the source is only read)
+  pxe-pilot import --from <database dir | backup file>
+                                copy a Badger database into the etcd store PXE_STORE
+                                names (moving to several appliances)
   pxe-pilot version             print the version
 
 Client flags (after the command): --server URL (env PXE_SERVER, default
@@ -81,6 +84,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRestore(args, stdout, stderr)
 	case "recover":
 		return runRecover(args, stdout, stderr)
+	case "import": // import.go
+		return runImport(args, getenv, stdout, stderr)
 	}
 	if c, ok := clientCommands[cmd]; ok {
 		return runClient(ctx, c, args, getenv, stdout, stderr)
