@@ -50,7 +50,7 @@ var settings = []setting{
 	{"PXE_LOCAL_BOOT", "local-boot", "auto", "how machines boot their disk: auto, sanboot or exit"},
 	{"PXE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs allowed to set X-Forwarded-For"},
 	{"PXE_BOOT_HISTORY", "boot-history", "20", "boot events kept per node"},
-	{"PXE_MEMORY_LIMIT", "memory-limit", "24MiB", "soft limit of the Go runtime's memory, plus 256 bytes per node, never less than the live heap plus a quarter (GOMEMLIMIT, which wins when set): the garbage collector runs sooner near it instead of letting Badger's flush and compaction peaks double the process; 0: no limit (the collector's default, twice the live heap)"},
+	{"PXE_MEMORY_LIMIT", "memory-limit", "16MiB", "soft limit of the Go runtime's memory, plus 256 bytes per node, never less than the live heap plus a quarter (GOMEMLIMIT, which wins when set): the garbage collector runs sooner near it instead of letting Badger's flush and compaction peaks double the process; 0: no limit (the collector's default, twice the live heap)"},
 	{"PXE_NODE_RETENTION", "node-retention", "0", "forget nodes that only ever booted local (no admin state, never installed) and were not seen for this long, e.g. 90d or 2160h; 0: keep every node"},
 	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
 	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},

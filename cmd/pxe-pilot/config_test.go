@@ -24,7 +24,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.Port != 8000 || c.DatabasePath != "pxe.db" || c.Boot.LocalBoot != httpapi.LocalBootAuto ||
 		c.TFTPEnabled || c.DHCPEnabled || c.TFTPAddr != ":69" || c.EFIBinary != "ipxe.efi" ||
-		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 24<<20 {
+		c.BootHistory != 20 || c.ShutdownTimeout != 10*time.Second || c.LogFormat != "text" || c.NodeRetention != 0 || c.MemoryLimit != 16<<20 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// memoryLimit applies PXE_MEMORY_LIMIT (default 24 MiB), unless GOMEMLIMIT
+// memoryLimit applies PXE_MEMORY_LIMIT (default 16 MiB), unless GOMEMLIMIT
 // is set (the Go runtime has applied that one already), as a soft limit on
 // the Go runtime's memory: Base plus PerNode bytes for every node the store
 // holds, but never less than the live heap plus a quarter (plus what the
