@@ -20,6 +20,7 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/boot"
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
@@ -56,8 +57,13 @@ type Config struct {
 	// TrustedProxies may say X-Forwarded-Proto (the session cookie is
 	// Secure when the request came over TLS).
 	TrustedProxies []netip.Prefix
-	Metrics        *metrics.Metrics
-	Binaries       *assets.Binaries // nil: the appliance page lists none
+	// KeyGuard limits wrong admin keys per client address (the JSON API
+	// shares it); nil: no limit. ClientIP names the client as the API does
+	// (through trusted proxies); nil: the connection's peer.
+	KeyGuard *keyguard.Guard
+	ClientIP func(*http.Request) string
+	Metrics  *metrics.Metrics
+	Binaries *assets.Binaries // nil: the appliance page lists none
 	// Services describes TFTP and ProxyDHCP (called per request; nil: none).
 	Services func() []Service
 	// HTTPAddr is the API's listen address, for the appliance page.

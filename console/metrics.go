@@ -10,7 +10,7 @@ import (
 // appliance's registry (package metrics owns the registry; each server
 // owns its collectors). Every label has a fixed set of values.
 type consoleMetrics struct {
-	logins   *prometheus.CounterVec // result="ok|wrong_key|refused"
+	logins   *prometheus.CounterVec // result="ok|wrong_key|limited|refused"
 	refused  prometheus.Counter     // state changes refused for a missing or wrong CSRF token
 	actions  *prometheus.CounterVec // action
 	live     prometheus.Gauge       // open live streams
@@ -24,7 +24,7 @@ func newConsoleMetrics(r *prometheus.Registry) (*consoleMetrics, error) {
 	const ns, sub = "pxe_pilot", "console"
 	m := &consoleMetrics{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "logins_total",
-			Help: "Console sign-in attempts by result (refused: no valid form token)."}, []string{"result"}),
+			Help: "Console sign-in attempts by result (refused: no valid form token; limited: the address was out of tries, its key not compared)."}, []string{"result"}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "csrf_refusals_total",
 			Help: "Console state changes refused because the form's CSRF token was missing or wrong."}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "actions_total",
@@ -41,7 +41,7 @@ func newConsoleMetrics(r *prometheus.Registry) (*consoleMetrics, error) {
 			return nil, fmt.Errorf("console: registering its metrics (one console per metrics registry): %w", err)
 		}
 	}
-	for _, r := range []string{"ok", "wrong_key", "refused"} {
+	for _, r := range []string{"ok", "wrong_key", "limited", "refused"} {
 		m.logins.WithLabelValues(r)
 	}
 	for _, a := range actionNames {

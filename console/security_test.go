@@ -6,6 +6,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/console"
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 )
 
 const mac1 = "52:54:00:12:34:56"
@@ -45,6 +49,39 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	if code, _, _ := b.get("/ui/"); code != http.StatusSeeOther {
 		t.Errorf("after sign-out GET /ui/ is %d, want 303", code)
 	}
+}
+
+// TestWrongKeysAreLimited: after its tries, an address gets 429 on the
+// sign-in form, even with the right key, until a try comes back; the
+// refusal is counted.
+func TestWrongKeysAreLimited(t *testing.T) {
+	a := newApp(t, testKey, func(c *console.Config) { c.KeyGuard = keyguard.New(2, time.Hour) })
+	b := a.browser()
+	for i := 0; i < 2; i++ {
+		tok := b.csrf("/ui/login")
+		if code, _, _ := b.post("/ui/login", url.Values{"csrf": {tok}, "key": {"guess"}}); code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: status %d, want 401", i+1, code)
+		}
+	}
+	tok := b.csrf("/ui/login")
+	code, h, body := b.post("/ui/login", url.Values{"csrf": {tok}, "key": {testKey}})
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") != "3600" {
+		t.Fatalf("right key after the tries ran out: status %d, Retry-After %q; want 429, 3600", code, h.Get("Retry-After"))
+	}
+	mustContain(t, "the refusal", body, "Too many wrong admin keys from 127.0.0.1: try again in 3600 s (each address gets 2 tries, then one every 1h0m0s).")
+	if code, _, _ := b.get("/ui/"); code != http.StatusSeeOther {
+		t.Errorf("after the refusal GET /ui/ is %d, want 303 (still signed out)", code)
+	}
+	resp, err := http.Get(a.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	mustContain(t, "/metrics", string(m),
+		`pxe_pilot_console_logins_total{result="wrong_key"} 2`,
+		`pxe_pilot_console_logins_total{result="limited"} 1`,
+		`pxe_pilot_console_logins_total{result="ok"} 0`)
 }
 
 func TestStateChangeWithoutCSRFIsRefused(t *testing.T) {
@@ -159,6 +196,7 @@ func TestConsoleMetrics(t *testing.T) {
 	mustContain(t, "/metrics", string(body),
 		`pxe_pilot_console_logins_total{result="ok"} 1`,
 		`pxe_pilot_console_logins_total{result="wrong_key"} 1`,
+		`pxe_pilot_console_logins_total{result="limited"} 0`,
 		`pxe_pilot_console_csrf_refusals_total 1`,
 		`pxe_pilot_console_actions_total{action="reinstall"} 0`,
 		`pxe_pilot_console_live_streams 0`)

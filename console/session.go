@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -164,6 +166,17 @@ func (c *Console) cookieSession(r *http.Request) (session, bool) {
 
 func (c *Console) open() bool { return c.cfg.AdminKey == "" }
 
+// clientIP is the address the key guard counts r's tries under.
+func (c *Console) clientIP(r *http.Request) string {
+	if c.cfg.ClientIP != nil {
+		return c.cfg.ClientIP(r)
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return r.RemoteAddr
+}
+
 // keyOK compares a key with ADMIN_API_KEY as the JSON API does: both
 // hashed, then compared in constant time (which also hides the length).
 func (c *Console) keyOK(key string) bool {
@@ -301,9 +314,21 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
+	ip := c.clientIP(r)
+	if wait := c.cfg.KeyGuard.Wait(ip); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		c.metrics.logins.WithLabelValues("limited").Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.render(w, r, http.StatusTooManyRequests, "login", &pageData{Title: "Sign in", Session: se,
+			Flash: flash{Msg: fmt.Sprintf("Too many wrong admin keys from %s: try again in %d s (%s).", ip, secs, c.cfg.KeyGuard.Policy()), Error: true}, Data: next})
+		return
+	}
 	if !c.keyOK(r.PostForm.Get("key")) {
 		c.metrics.logins.WithLabelValues("wrong_key").Inc()
-		c.log.Warn("console: sign-in refused (wrong admin key)", "remote", r.RemoteAddr)
+		c.log.Warn("console: sign-in refused (wrong admin key)", "remote", ip)
+		if c.cfg.KeyGuard.Failed(ip) {
+			c.log.Warn("console: one address spent all its tries on wrong admin keys; it waits before the next", "remote", ip, "policy", c.cfg.KeyGuard.Policy())
+		}
 		c.render(w, r, http.StatusUnauthorized, "login", &pageData{Title: "Sign in", Session: se,
 			Flash: flash{Msg: "Wrong admin key. Use the value of ADMIN_API_KEY the appliance was started with.", Error: true}, Data: next})
 		return

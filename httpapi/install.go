@@ -130,7 +130,10 @@ func (s *Server) installed(w http.ResponseWriter, r *http.Request, _ httprouter.
 
 // report applies one call-back and answers with the node.
 func (s *Server) report(w http.ResponseWriter, r *http.Request, mac store.MAC, kind, token string) {
-	admin := s.isAdmin(r)
+	admin, answered := s.adminKey(w, r)
+	if answered {
+		return
+	}
 	msg := reportText(r, kind)
 	reporter := clean(r.FormValue("reporter"), 64)
 	if reporter == "" {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/boot"
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
@@ -62,6 +63,9 @@ type Config struct {
 	Profiles func() *profiles.Set
 	// AdminKey is ADMIN_API_KEY; empty leaves the admin API open.
 	AdminKey string
+	// KeyGuard limits wrong admin keys per client address (shared with
+	// the console's sign-in); nil: no limit.
+	KeyGuard *keyguard.Guard
 	// TrustedProxies may set X-Forwarded-For (PXE_TRUSTED_PROXIES).
 	TrustedProxies []netip.Prefix
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests.
@@ -306,11 +310,14 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		_, ok := bearer(r)
-		if !s.isAdmin(r) {
+		admin, answered := s.adminKey(w, r)
+		if answered {
+			return
+		}
+		if !admin {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pxe-pilot"`)
 			msg := "missing Authorization: Bearer <ADMIN_API_KEY>"
-			if ok {
+			if _, ok := bearer(r); ok {
 				msg = "wrong API key"
 			}
 			writeError(w, http.StatusUnauthorized, msg)
@@ -318,6 +325,33 @@ func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 		}
 		h(w, r, p)
 	}
+}
+
+// adminKey checks the request's bearer key under the key guard: admin
+// reports the right key (or no key set). A client out of tries gets 429
+// and a Retry-After, without its key being compared (answered); a wrong
+// key spends one of its tries. A request without a key spends none.
+func (s *Server) adminKey(w http.ResponseWriter, r *http.Request) (admin, answered bool) {
+	if s.cfg.AdminKey == "" {
+		return true, false
+	}
+	if _, sent := bearer(r); !sent {
+		return false, false
+	}
+	ip := s.clientIP(r)
+	if wait := s.cfg.KeyGuard.Wait(ip); wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many wrong API keys from %s: try again in %d s (%s); nothing was changed", ip, secs, s.cfg.KeyGuard.Policy()))
+		return false, true
+	}
+	if s.isAdmin(r) {
+		return true, false
+	}
+	if s.cfg.KeyGuard.Failed(ip) {
+		s.log.Warn("admin API: one address spent all its tries on wrong API keys; it waits before the next", "ip", ip, "policy", s.cfg.KeyGuard.Policy())
+	}
+	return false, false
 }
 
 // isAdmin reports whether r carries the admin key (always true when no
@@ -351,6 +385,12 @@ func bearer(r *http.Request) (string, bool) {
 // if any, names our own interface (the kernel's, not the client's words)
 // and is dropped before the check.
 func (s *Server) clientIP(r *http.Request) string {
+	return s.ClientIP(r)
+}
+
+// ClientIP is clientIP for the console, which counts wrong admin keys per
+// client as the API does.
+func (s *Server) ClientIP(r *http.Request) string {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return ""

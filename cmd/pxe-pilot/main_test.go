@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 	"github.com/pxe-pilot/pxe-pilot/internal/proctest"
 )
 
@@ -212,5 +215,54 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 	s := string(out)
 	if !strings.Contains(s, `PORT (--port) = "eighty"`) || !strings.Contains(s, `PXE_LOCAL_BOOT (--local-boot) = "grub"`) || len(lines) != 3 {
 		t.Fatalf("config errors not reported one per line:\n%s", out)
+	}
+}
+
+// TestBinaryLimitsKeyGuessing: the appliance as started holds a guesser of
+// ADMIN_API_KEY to its tries, on the API and the console's sign-in, which
+// share one count per address.
+func TestBinaryLimitsKeyGuessing(t *testing.T) {
+	bin := buildBinary(t)
+	a := startAppliance(t, bin, "DATABASE_PATH="+filepath.Join(t.TempDir(), "db"), "ADMIN_API_KEY=the-key")
+	try := func(key string) (int, string) {
+		req, _ := http.NewRequest("GET", a.url+"/nodes", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := try("the-key"); code != http.StatusOK {
+		t.Fatalf("the right key: %d %s", code, body)
+	}
+	for i := 0; i < keyguard.DefaultTries; i++ {
+		if code, _ := try("guess"); code != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %d, want 401", i+1, code)
+		}
+	}
+	if code, body := try("the-key"); code != http.StatusTooManyRequests || !strings.Contains(body, "too many wrong API keys from 127.0.0.1") {
+		t.Fatalf("the right key after %d wrong ones: %d %s; want 429", keyguard.DefaultTries, code, body)
+	}
+	// The console's sign-in counts the same tries.
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(a.url + "/ui/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, rest, _ := strings.Cut(string(page), `name="csrf" value="`)
+	csrf, _, _ := strings.Cut(rest, `"`)
+	resp, err = c.PostForm(a.url+"/ui/login", url.Values{"csrf": {csrf}, "key": {"the-key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || csrf == "" {
+		t.Fatalf("console sign-in after the API's wrong keys: %d (csrf %q); want 429", resp.StatusCode, csrf)
 	}
 }

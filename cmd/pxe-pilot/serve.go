@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/pxe-pilot/pxe-pilot/console"
 	"github.com/pxe-pilot/pxe-pilot/dhcpproxy"
 	"github.com/pxe-pilot/pxe-pilot/httpapi"
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
@@ -87,12 +89,16 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	httpAddr := net.JoinHostPort(cfg.ListenAddr, strconv.Itoa(cfg.Port))
 	var services []console.Service // filled in before the servers start
+	var api *httpapi.Server        // the console names clients as the API does
+	guard := keyguard.New(keyguard.DefaultTries, keyguard.DefaultEvery)
 	ui, err := console.New(console.Config{
 		Store:          st,
 		Profiles:       prof.Load,
 		Boot:           boot.Config{BaseURL: strings.TrimRight(cfg.BaseURL, "/"), LocalBoot: cfg.Boot.LocalBoot},
 		AdminKey:       cfg.AdminKey,
 		TrustedProxies: cfg.TrustedProxies,
+		KeyGuard:       guard,
+		ClientIP:       func(r *http.Request) string { return api.ClientIP(r) },
 		Metrics:        m,
 		Binaries:       bins,
 		Services:       func() []console.Service { return services },
@@ -105,12 +111,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 
-	api, err := httpapi.New(httpapi.Config{
+	api, err = httpapi.New(httpapi.Config{
 		Addr:            httpAddr,
 		BaseURL:         cfg.BaseURL,
 		Boot:            cfg.Boot,
 		Profiles:        prof.Load,
 		AdminKey:        cfg.AdminKey,
+		KeyGuard:        guard,
 		TrustedProxies:  cfg.TrustedProxies,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Store:           st,
