@@ -72,13 +72,7 @@ func TestWrongKeysAreLimited(t *testing.T) {
 	if code, _, _ := b.get("/ui/"); code != http.StatusSeeOther {
 		t.Errorf("after the refusal GET /ui/ is %d, want 303 (still signed out)", code)
 	}
-	resp, err := http.Get(a.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	m, _ := io.ReadAll(resp.Body)
-	mustContain(t, "/metrics", string(m),
+	mustContain(t, "/metrics", a.scrape(),
 		`pxe_pilot_console_logins_total{result="wrong_key"} 2`,
 		`pxe_pilot_console_logins_total{result="limited"} 1`,
 		`pxe_pilot_console_logins_total{result="ok"} 0`)
@@ -187,13 +181,7 @@ func TestConsoleMetrics(t *testing.T) {
 	b.signIn(testKey)
 	a.boot(mac1)
 	b.post("/ui/nodes/"+mac1+"/reinstall", url.Values{"confirm": {"yes"}})
-	resp, err := http.Get(a.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	mustContain(t, "/metrics", string(body),
+	mustContain(t, "/metrics", a.scrape(),
 		`pxe_pilot_console_logins_total{result="ok"} 1`,
 		`pxe_pilot_console_logins_total{result="wrong_key"} 1`,
 		`pxe_pilot_console_logins_total{result="limited"} 0`,
@@ -220,4 +208,16 @@ func TestFactsAreEscaped(t *testing.T) {
 		}
 		mustContain(t, path, body, "&lt;script&gt;alert(1)&lt;/script&gt;")
 	}
+}
+
+// scrape is the appliance's /metrics.
+func (a *app) scrape() string {
+	a.t.Helper()
+	resp, err := http.Get(a.srv.URL + "/metrics")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -98,9 +98,13 @@ func (a *appliance) stop(t *testing.T, sig syscall.Signal) error {
 	return nil
 }
 
-func get(t *testing.T, method, url string) (int, string) {
+// get sends one request, with hdr as name, value pairs.
+func get(t *testing.T, method, url string, hdr ...string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -224,17 +228,7 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 func TestBinaryLimitsKeyGuessing(t *testing.T) {
 	bin := buildBinary(t)
 	a := startAppliance(t, bin, "DATABASE_PATH="+filepath.Join(t.TempDir(), "db"), "ADMIN_API_KEY=the-key")
-	try := func(key string) (int, string) {
-		req, _ := http.NewRequest("GET", a.url+"/nodes", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	try := func(key string) (int, string) { return get(t, "GET", a.url+"/nodes", "Authorization", "Bearer "+key) }
 	if code, body := try("the-key"); code != http.StatusOK {
 		t.Fatalf("the right key: %d %s", code, body)
 	}
