@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 )
 
@@ -54,6 +56,11 @@ func TestWrongAPIKeysAreLimited(t *testing.T) {
 	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", "", from(admin, "Bearer "+key)...), http.StatusOK)
 	if n := e.node(mac); !n.Reinstall {
 		t.Fatal("the admin's reinstall did not take")
+	}
+	for result, want := range map[string]float64{"wrong_key": 3, "limited": 3} {
+		if got := testutil.ToFloat64(e.m.AdminKeyRefusals.WithLabelValues(result)); got != want {
+			t.Errorf("pxe_pilot_http_admin_key_refusals_total{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 	// The boot endpoints never ask for the key.
 	if w := e.boot(mac, "efi"); !strings.Contains(w.Body.String(), "kernel ") {

@@ -340,6 +340,7 @@ func (s *Server) adminKey(w http.ResponseWriter, r *http.Request) (admin, answer
 	}
 	ip := s.clientIP(r)
 	if wait := s.cfg.KeyGuard.Wait(ip); wait > 0 {
+		s.m.AdminKeyRefusals.WithLabelValues("limited").Inc()
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many wrong API keys from %s: try again in %d s (%s); nothing was changed", ip, secs, s.cfg.KeyGuard.Policy()))
@@ -348,6 +349,7 @@ func (s *Server) adminKey(w http.ResponseWriter, r *http.Request) (admin, answer
 	if s.isAdmin(r) {
 		return true, false
 	}
+	s.m.AdminKeyRefusals.WithLabelValues("wrong_key").Inc()
 	if s.cfg.KeyGuard.Failed(ip) {
 		s.log.Warn("admin API: one address spent all its tries on wrong API keys; it waits before the next", "ip", ip, "policy", s.cfg.KeyGuard.Policy())
 	}

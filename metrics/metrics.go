@@ -41,6 +41,7 @@ type Metrics struct {
 	InstallFiles       *prometheus.CounterVec   // result="served|missing|refused|error"
 	HTTPDuration       *prometheus.HistogramVec // route, code
 	AssetRequests      *prometheus.CounterVec   // file, result="served|missing|unreadable"
+	AdminKeyRefusals   *prometheus.CounterVec   // result="wrong_key|limited"
 
 	// Store.
 	StoreErrors *prometheus.CounterVec // op
@@ -117,6 +118,11 @@ func New(version string) *Metrics {
 		Help: "iPXE binaries requested over HTTP (UEFI HTTP Boot), by file and result.",
 	}, []string{"file", "result"})
 
+	m.AdminKeyRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "http", Name: "admin_key_refusals_total",
+		Help: "API requests whose bearer key was refused: wrong_key (a try spent), limited (the address was out of tries, its key not compared).",
+	}, []string{"result"})
+
 	m.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Subsystem: "store", Name: "errors_total",
 		Help: "Store operations that failed, by operation.",
@@ -175,7 +181,7 @@ func New(version string) *Metrics {
 	for _, c := range []prometheus.Collector{
 		m.BootRequests, m.LoaderRequests, m.ChainRequests, m.ReinstallChanges, m.InstallReports,
 		m.InstallTransitions, m.InstallStalls, m.NodesForgotten, m.InstallFiles,
-		m.HTTPDuration, m.AssetRequests, m.StoreErrors,
+		m.HTTPDuration, m.AssetRequests, m.AdminKeyRefusals, m.StoreErrors,
 		m.DHCPPackets, m.DHCPOffers, m.DHCPIgnored, m.DHCPReplyDuration, m.DHCPSendErrors,
 		m.TFTPTransfers, m.TFTPBytes, m.TFTPDuration, m.TFTPRejected, m.TFTPLoopBreaks,
 		buildInfo,
@@ -193,6 +199,9 @@ func New(version string) *Metrics {
 	}
 	for _, a := range []string{"set", "clear"} {
 		m.ReinstallChanges.WithLabelValues(a)
+	}
+	for _, r := range []string{"wrong_key", "limited"} {
+		m.AdminKeyRefusals.WithLabelValues(r)
 	}
 	for _, r := range []string{"installed", "failed", "progress", "refused"} {
 		m.InstallReports.WithLabelValues(r)
