@@ -34,7 +34,13 @@ func startWithFiles(t *testing.T, files map[string][]byte) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: files})
+	return serve(t, Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: files})
+}
+
+// serve starts a server on cfg as it is; it stops in t.Cleanup.
+func serve(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +97,11 @@ func TestLazyFiles(t *testing.T) {
 	shim := bytes.Repeat([]byte("lazy-shim-"), 300)
 	var loads atomic.Int32
 	m := metrics.New("")
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Metrics: m,
+	srv := serve(t, Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Metrics: m,
 		LazyFiles: map[string]LazyFile{
 			"shimx64.efi": {Size: len(shim), Load: func() ([]byte, error) { loads.Add(1); return shim, nil }},
 			"grubx64.efi": {Size: 10, Load: func() ([]byte, error) { return nil, errors.New("grubx64.efi changed since start-up") }},
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	addr := srv.Addr().String()
 	if loads.Load() != 0 {
 		t.Fatal("a lazy file was read before anyone asked for it")
@@ -148,14 +147,7 @@ func TestGeneratedFolder(t *testing.T) {
 		}
 		return []byte("script for " + rest + " at " + client.String() + "\n"), true
 	}}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: signedFiles(), Generate: gen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := serve(t, Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1, Files: signedFiles(), Generate: gen})
 	addr := srv.Addr().String()
 	for _, asked := range []string{"/grub/node/52:54:00:12:34:56", "grub/node/52:54:00:12:34:56"} {
 		got, _, err := pinGet(addr, asked, 512, true)
