@@ -45,7 +45,7 @@ func runImport(args []string, getenv func(string) string, stdout, stderr io.Writ
 	}
 	log := storeLogger(stderr)
 
-	src, what, cleanup, err := openImportSource(*from, stderr)
+	src, what, cleanup, err := openImportSource(*from, cfg.BootHistory, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxe-pilot: import: %v\n", err)
 		return 1
@@ -111,9 +111,10 @@ func runImport(args []string, getenv func(string) string, stdout, stderr io.Writ
 }
 
 // openImportSource opens a Badger database directory, or loads a backup
-// file into a temporary one, for reading; cleanup closes it (and removes
-// the temporary directory).
-func openImportSource(from string, stderr io.Writer) (src *store.Store, what string, cleanup func(), err error) {
+// file into a temporary one, for reading, keeping history events a node
+// (PXE_BOOT_HISTORY, as the appliances have it); cleanup closes it (and
+// removes the temporary directory).
+func openImportSource(from string, history int, stderr io.Writer) (src *store.Store, what string, cleanup func(), err error) {
 	fi, err := os.Stat(from)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("--from: %w", err)
@@ -123,7 +124,7 @@ func openImportSource(from string, stderr io.Writer) (src *store.Store, what str
 		if _, err := os.Stat(filepath.Join(from, "MANIFEST")); err != nil {
 			return nil, "", nil, fmt.Errorf("--from %s is not a pxe-pilot database directory (it has no MANIFEST); give the DATABASE_PATH of the Badger appliance, or a file written by pxe-pilot backup", from)
 		}
-		st, err := store.Open(from, store.Options{Logger: log})
+		st, err := store.Open(from, store.Options{Logger: log, History: history})
 		if err != nil {
 			if errors.Is(err, store.ErrInUse) {
 				return nil, "", nil, fmt.Errorf("database at %s is in use by a running appliance: stop it first, or import a file written by pxe-pilot backup (which works while it runs): %w", from, store.ErrInUse)
@@ -149,7 +150,7 @@ func openImportSource(from string, stderr io.Writer) (src *store.Store, what str
 		}
 		return nil, "", nil, fmt.Errorf("--from %s cannot be loaded as a pxe-pilot backup (is it one, and complete? give a file written by pxe-pilot backup, or the database directory): %w", from, err)
 	}
-	st, err := store.Open(dir, store.Options{Logger: log})
+	st, err := store.Open(dir, store.Options{Logger: log, History: history})
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, "", nil, err

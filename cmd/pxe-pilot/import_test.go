@@ -19,7 +19,7 @@ import (
 func TestImportCommand(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir()) // where a backup is loaded, checked for leftovers below
 	dir := filepath.Join(t.TempDir(), "db")
-	st, err := store.Open(dir, store.Options{Logger: quietLog})
+	st, err := store.Open(dir, store.Options{Logger: quietLog, History: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +31,12 @@ func TestImportCommand(t *testing.T) {
 				func(*store.Node) store.Event { return store.Event{Decision: store.DecisionLocal} }); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	for b := 2; b < 25; b++ { // more history than the default 20 keeps
+		if _, _, err := st.RecordBoot(mac(0), store.Sighting{Time: now.Add(time.Duration(b) * time.Minute)},
+			func(*store.Node) store.Event { return store.Event{Decision: store.DecisionLocal} }); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if _, err := st.SetReinstall(mac(3), true, now); err != nil {
@@ -53,7 +59,8 @@ func TestImportCommand(t *testing.T) {
 	f.Close()
 
 	c := etcdtest.Start(t, 1)
-	etcd := map[string]string{"PXE_STORE": "etcd://" + strings.TrimPrefix(c.Members[0].ClientURL, "http://"), "PXE_ETCD_PREFIX": "/from-dir/"}
+	etcd := map[string]string{"PXE_STORE": "etcd://" + strings.TrimPrefix(c.Members[0].ClientURL, "http://"), "PXE_ETCD_PREFIX": "/from-dir/",
+		"PXE_BOOT_HISTORY": "30"}
 
 	// While the appliance runs, its directory is locked.
 	if code, out := runCmd(t, etcd, "import", "--from", dir); code != 1 || !strings.Contains(out, "in use by a running appliance: stop it first, or import a file written by pxe-pilot backup") {
@@ -82,7 +89,7 @@ func TestImportCommand(t *testing.T) {
 
 	check := func(prefix string) {
 		t.Helper()
-		es, err := etcdstore.Open(etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, History: 20, Timeout: 10 * time.Second, Logger: quietLog})
+		es, err := etcdstore.Open(etcdstore.Options{Endpoints: c.Endpoints(), Prefix: prefix, History: 30, Timeout: 10 * time.Second, Logger: quietLog})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,8 +107,11 @@ func TestImportCommand(t *testing.T) {
 		if evs, _ := es.Events(mac(7)); len(evs) != 2 {
 			t.Errorf("%s: %d events of %s, want 2", prefix, len(evs), mac(7))
 		}
+		if evs, _ := es.Events(mac(0)); len(evs) != 25 {
+			t.Errorf("%s: %d events of %s, want its 25 (PXE_BOOT_HISTORY=30)", prefix, len(evs), mac(0))
+		}
 	}
-	if code, out := runCmd(t, etcd, "import", "--from", dir); code != 0 || !strings.Contains(out, "imported 30 nodes and 60 boot events from database at "+dir+" into etcd at ") {
+	if code, out := runCmd(t, etcd, "import", "--from", dir); code != 0 || !strings.Contains(out, "imported 30 nodes and 83 boot events from database at "+dir+" into etcd at ") {
 		t.Fatalf("import from the directory: %d %s", code, out)
 	} else {
 		t.Logf("pxe-pilot import --from %s:\n%s", dir, out)
@@ -114,7 +124,7 @@ func TestImportCommand(t *testing.T) {
 	}
 
 	etcd["PXE_ETCD_PREFIX"] = "/from-backup/"
-	if code, out := runCmd(t, etcd, "import", "--from", backup); code != 0 || !strings.Contains(out, "imported 30 nodes and 60 boot events from backup "+backup) {
+	if code, out := runCmd(t, etcd, "import", "--from", backup); code != 0 || !strings.Contains(out, "imported 30 nodes and 83 boot events from backup "+backup) {
 		t.Fatalf("import from the backup: %d %s", code, out)
 	}
 	check("/from-backup/")
