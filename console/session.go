@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/internal/keyguard"
 )
 
 const (
@@ -316,7 +318,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostForm.Get("next"))
 	ip := c.clientIP(r)
 	if wait := c.cfg.KeyGuard.Wait(ip); wait > 0 {
-		secs := int((wait + time.Second - 1) / time.Second)
+		secs := keyguard.Seconds(wait)
 		c.metrics.logins.WithLabelValues("limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		c.render(w, r, http.StatusTooManyRequests, "login", &pageData{Title: "Sign in", Session: se,

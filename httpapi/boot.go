@@ -42,7 +42,7 @@ func (s *Server) boot(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 		))
 		return
 	}
-	ip := s.clientIP(r)
+	ip := s.ClientIP(r)
 	// What iPXE says it has beats what a NAT shows us. An IPv6 zone
 	// ("fe80::1%eth0") is refused: it is free text of any length that
 	// would be stored as last_ip and substituted into installer URLs.

@@ -13,7 +13,7 @@ const MaxAddrText = 45
 
 // ClientAddr is the one rule for every address a client supplies: the
 // ip= query of /boot, each X-Forwarded-For hop, and the connection's peer
-// (clientIP). It refuses text longer than MaxAddrText, anything
+// (ClientIP). It refuses text longer than MaxAddrText, anything
 // netip.ParseAddr refuses, IPv6 zones ("fe80::1%eth0": free text of any
 // length that would be stored as last_ip and substituted into installer
 // URLs as ${ip}) and the unspecified addresses (0.0.0.0, ::), and returns

@@ -36,7 +36,7 @@ func (s *Server) routesGRUB(open func(method, path string, h httprouter.Handle))
 // none and asks over TFTP instead (GRUBScript).
 func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
-	ip := s.clientIP(r)
+	ip := s.ClientIP(r)
 	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
 		ip = a.Unmap().String()
 	}

@@ -56,7 +56,7 @@ func (s *Server) installFile(w http.ResponseWriter, r *http.Request, p httproute
 	}
 	if err != nil || !n.TokenOK(token) {
 		s.m.InstallFiles.WithLabelValues("refused").Inc()
-		s.log.Warn("install file refused: wrong or stale token", "mac", mac, "file", truncate(name, 64), "ip", s.clientIP(r))
+		s.log.Warn("install file refused: wrong or stale token", "mac", mac, "file", truncate(name, 64), "ip", s.ClientIP(r))
 		writeError(w, http.StatusForbidden, "this install URL is not valid (wrong or stale token); the node gets a new one with its next install")
 		return
 	}
@@ -147,13 +147,13 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, mac store.MAC, k
 		if err != nil {
 			return nil, err
 		}
-		ev.IP = s.clientIP(r)
+		ev.IP = s.ClientIP(r)
 		return &ev, nil
 	})
 	switch {
 	case errors.Is(err, store.ErrBadToken), errors.Is(err, store.ErrNotFound) && !admin:
 		s.m.InstallReports.WithLabelValues("refused").Inc()
-		s.log.Warn("install call-back refused: no valid token", "mac", mac, "kind", kind, "ip", s.clientIP(r))
+		s.log.Warn("install call-back refused: no valid token", "mac", mac, "kind", kind, "ip", s.ClientIP(r))
 		writeError(w, http.StatusForbidden, "install call-back refused: the token is missing, wrong or stale (use the URL the appliance served with this install, or the admin key); nothing was changed")
 		return
 	case errors.Is(err, store.ErrNotInstalling):
@@ -168,7 +168,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, mac store.MAC, k
 	if kind != store.EventProgress {
 		s.m.InstallTransitions.WithLabelValues(string(n.State)).Inc()
 	}
-	s.log.Info("install "+kind, "mac", mac, "reporter", reporter, "message", msg, "state", n.State, "ip", s.clientIP(r))
+	s.log.Info("install "+kind, "mac", mac, "reporter", reporter, "message", msg, "state", n.State, "ip", s.ClientIP(r))
 	writeJSON(w, http.StatusOK, n.Public())
 }
 

@@ -338,10 +338,10 @@ func (s *Server) adminKey(w http.ResponseWriter, r *http.Request) (admin, answer
 	if _, sent := bearer(r); !sent {
 		return false, false
 	}
-	ip := s.clientIP(r)
+	ip := s.ClientIP(r)
 	if wait := s.cfg.KeyGuard.Wait(ip); wait > 0 {
 		s.m.AdminKeyRefusals.WithLabelValues("limited").Inc()
-		secs := int((wait + time.Second - 1) / time.Second)
+		secs := keyguard.Seconds(wait)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many wrong API keys from %s: try again in %d s (%s); nothing was changed", ip, secs, s.cfg.KeyGuard.Policy()))
 		return false, true
@@ -379,19 +379,16 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// clientIP is the address the request came from: the connection's peer,
+// ClientIP is the address the request came from: the connection's peer,
 // or, when that peer is a trusted proxy, the right-most X-Forwarded-For
 // entry that is not itself a trusted proxy. Every address passes
 // ClientAddr; the walk stops at the first hop that does not (a zone, an
 // over-long or unspecified entry), as it does at garbage. The peer's zone,
 // if any, names our own interface (the kernel's, not the client's words)
 // and is dropped before the check.
-func (s *Server) clientIP(r *http.Request) string {
-	return s.ClientIP(r)
-}
-
-// ClientIP is clientIP for the console, which counts wrong admin keys per
-// client as the API does.
+//
+// Exported for the console, which counts wrong admin keys per client as
+// the API does.
 func (s *Server) ClientIP(r *http.Request) string {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {

@@ -89,6 +89,10 @@ func (g *Guard) Wait(client string) time.Duration {
 	return time.Duration(math.Ceil((1 - t) * float64(g.every)))
 }
 
+// Seconds is a wait in whole seconds, rounded up, as Retry-After and the
+// messages give it.
+func Seconds(wait time.Duration) int { return int((wait + time.Second - 1) / time.Second) }
+
 // Failed spends one of client's tries on a wrong key. It reports true when
 // that was the client's last try for now (the caller logs it once).
 func (g *Guard) Failed(client string) (exhausted bool) {

@@ -46,6 +46,14 @@ func TestBurstThenOneEvery(t *testing.T) {
 	}
 }
 
+func TestSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{time.Nanosecond: 1, time.Second: 1, 1001 * time.Millisecond: 2, 10 * time.Second: 10} {
+		if got := Seconds(d); got != want {
+			t.Errorf("Seconds(%s) = %d, want %d", d, got, want)
+		}
+	}
+}
+
 func TestAddressesCountedTogether(t *testing.T) {
 	g := New(2, time.Minute)
 	fakeClock(g)
