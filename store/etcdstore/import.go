@@ -28,8 +28,10 @@ const importChunk = 100
 // after etcd's quorum commit.
 func (s *Store) Import(n store.Node, newestFirst []store.Event) (imported bool, err error) {
 	m := n.MAC
-	if _, err := store.ParseMAC(string(m)); err != nil {
+	if pm, err := store.ParseMAC(string(m)); err != nil {
 		return false, fmt.Errorf("import: %w", err)
+	} else if pm != m {
+		return false, fmt.Errorf("import: node %q is not written as the store writes MACs (%s)", m, pm)
 	}
 	v, err := json.Marshal(n)
 	if err != nil {

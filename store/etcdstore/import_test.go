@@ -73,6 +73,11 @@ func TestImport(t *testing.T) {
 	if _, _, err := dst.RecordBoot(known, store.Sighting{Time: t0.Add(time.Hour), IP: "198.51.100.7"}, local); err != nil {
 		t.Fatal(err)
 	}
+	for _, bad := range []store.MAC{"52-54-00-10-00-09", "not a mac"} {
+		if ok, err := dst.Import(store.Node{MAC: bad}, nil); ok || err == nil {
+			t.Errorf("Import of MAC %q: %v, %v; want a refusal", bad, ok, err)
+		}
+	}
 	nodes, err := src.List()
 	if err != nil {
 		t.Fatal(err)
