@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pxe-pilot/pxe-pilot/assets"
 	"github.com/pxe-pilot/pxe-pilot/metrics"
@@ -162,5 +163,34 @@ func TestGeneratedFolder(t *testing.T) {
 	}
 	if got, _, err := pinGet(addr, "/grub/grub.cfg", 512, false); err != nil || string(got) != "# grub.cfg\n" {
 		t.Errorf("grub.cfg next to the generated folder: %q %v", got, err)
+	}
+}
+
+// TestServeStopsRightAfterStart: a Serve cancelled as soon as it starts
+// returns. pin/tftp's Shutdown, run before its Serve has stored the socket,
+// closed nothing, and its Serve then blocked in a read for ever (it hung
+// TestTransferDeadlineDefault until the 15-minute timeout, once in CI).
+func TestServeStopsRightAfterStart(t *testing.T) {
+	bins, err := assets.LoadBinaries(assets.Options{NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 300; i++ {
+		srv, err := New(Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, LoopWindow: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx) }()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Serve returned %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Serve did not return 20 s after its context ended", i)
+		}
 	}
 }

@@ -288,6 +288,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.door.Close()
 	// Shutdown closes pinConn and waits for the transfers under way.
 	s.pin.Shutdown()
+	// But when it runs before pin/tftp's Serve has stored the socket, it
+	// closes nothing, and that Serve then reads for ever (seen in CI:
+	// TestServeStopsRightAfterStart). Closing the socket here ends the
+	// read either way.
+	s.pinConn.Close()
 	wg.Wait()
 	s.Close()
 	s.log.Info("TFTP server stopped")
