@@ -79,7 +79,7 @@ func eventKeys(txn *badger.Txn, m MAC) ([][]byte, error) {
 func (s *Store) Events(m MAC) ([]Event, error) {
 	events := []Event{}
 	err := s.db.View(func(txn *badger.Txn) error {
-		if _, err := getNode(txn, m); err != nil {
+		if _, _, err := getNode(txn, m); err != nil {
 			return err
 		}
 		// Newest first, and no further than History: see newestEventKeys.
@@ -103,21 +103,26 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 	return events, err
 }
 
-// eventSeqKey holds the node's event sequence: the suffix of its newest
-// event key (be64) and how many of its events are live (be32). It lets
-// addEvent place and trim events with one point read, where it used to open
-// a reverse iterator over the node's events on every boot (creating a
-// Badger iterator visits every memtable and table: 12 % of a boot's CPU).
-// Databases written before it existed have no such key; addEvent then
-// falls back to newestEventKeys once and writes it.
-func eventSeqKey(m MAC) []byte { return []byte("q/" + string(m)) }
-
+// eventSeq is a node's event sequence: the suffix of its newest event key
+// and how many of its events are live. It lets addEvent place and trim
+// events without reading them, where it used to open a reverse iterator
+// over the node's events on every boot (creating a Badger iterator visits
+// every memtable and table: 12 % of a boot's CPU). It is kept in the node's
+// record (storedNode), which every event's transaction writes anyway; it
+// used to have a key of its own, q/<mac>, and reading that key was 6 % of
+// the appliance's CPU in a boot storm (README, Performance).
 type eventSeq struct {
-	newest uint64 // suffix of the newest event key
-	count  int    // live events (an estimate after a recover: see trim)
+	Newest uint64 `json:"newest"` // suffix of the newest event key
+	Count  int    `json:"count"`  // live events (an estimate after a recover: see trim)
+	known  bool   // read from the record, or the node is new
 }
 
-func getEventSeq(txn *badger.Txn, m MAC) (eventSeq, bool, error) {
+// eventSeqKey is where versions before the sequence moved into the node
+// record kept it: be64 newest, be32 count. addEvent reads it once for a
+// node whose record has no sequence, and deletes it.
+func eventSeqKey(m MAC) []byte { return []byte("q/" + string(m)) }
+
+func getOldEventSeq(txn *badger.Txn, m MAC) (eventSeq, bool, error) {
 	item, err := txn.Get(eventSeqKey(m))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return eventSeq{}, false, nil
@@ -130,16 +135,11 @@ func getEventSeq(txn *badger.Txn, m MAC) (eventSeq, bool, error) {
 		if len(v) != 12 {
 			return fmt.Errorf("node %s: stored event sequence has %d bytes, want 12", m, len(v))
 		}
-		q.newest = binary.BigEndian.Uint64(v)
-		q.count = int(binary.BigEndian.Uint32(v[8:]))
+		q.Newest = binary.BigEndian.Uint64(v)
+		q.Count = int(binary.BigEndian.Uint32(v[8:]))
 		return nil
 	})
 	return q, err == nil, err
-}
-
-func (q eventSeq) encode() []byte {
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 12), q.newest)
-	return binary.BigEndian.AppendUint32(v, uint32(min(q.count, 1<<31)))
 }
 
 // trimSlack is how many events past Options.History a node may keep before
@@ -149,59 +149,68 @@ func (q eventSeq) encode() []byte {
 func (s *Store) trimSlack() int { return s.history/2 + 1 }
 
 // addEvent appends ev to m's history in txn, trimming it to Options.History
-// (give or take trimSlack). isNew says the node did not exist before this
-// transaction, so it has no events and no sequence to read.
+// (give or take trimSlack), and advances q, the node's event sequence, which
+// the caller then stores with the node (putNode). isNew says the node did
+// not exist before this transaction, so it has no events.
 //
 // Events are keyed by time, so two boots in one clock tick (a firmware
 // retrying, a coarse VM clock) would overwrite each other, and after a clock
 // step backwards the newest event would sort first and be trimmed. Each
 // event is keyed after the newest one kept; Event.Time still says when it
 // happened. Writers of one node hold its lock, so this is exact.
-func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event, isNew bool) error {
+func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event, isNew bool, q *eventSeq) error {
 	v, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	var q eventSeq
-	if !isNew {
-		var ok bool
-		if q, ok, err = getEventSeq(txn, m); err != nil {
+	if isNew {
+		*q = eventSeq{known: true}
+	}
+	if !q.known { // a record written before the sequence moved into it
+		old, ok, err := getOldEventSeq(txn, m)
+		if err != nil {
 			return err
 		}
-		if !ok { // written before the sequence existed
+		if ok {
+			*q = old
+			if err := txn.Delete(eventSeqKey(m)); err != nil {
+				return err
+			}
+		} else { // written before the sequence existed at all
 			newest, err := newestEventKeys(txn, m, s.history)
 			if err != nil {
 				return err
 			}
-			q.count = len(newest)
+			*q = eventSeq{Count: len(newest)}
 			if len(newest) > 0 {
-				q.newest = keySuffix(newest[0])
+				q.Newest = keySuffix(newest[0])
 			}
 		}
+		q.known = true
 	}
-	if q.count >= s.history+s.trimSlack()-1 {
+	if q.Count >= s.history+s.trimSlack()-1 {
 		// Keep the newest History-1; with this event, History.
-		keys, err := newestEventKeys(txn, m, q.count)
+		keys, err := newestEventKeys(txn, m, q.Count)
 		if err != nil {
 			return err
 		}
-		q.count = len(keys)
+		q.Count = len(keys)
 		for _, k := range keys[min(s.history-1, len(keys)):] {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
-			q.count--
+			q.Count--
 		}
 	}
 	at := uint64(now.UnixNano())
-	if at <= q.newest {
-		at = q.newest + 1
+	if at <= q.Newest {
+		at = q.Newest + 1
 	}
 	if err := txn.Set(binary.BigEndian.AppendUint64(eventPrefix(m), at), v); err != nil {
 		return err
 	}
-	q.newest, q.count = at, q.count+1
-	return txn.Set(eventSeqKey(m), q.encode())
+	q.Newest, q.Count = at, q.Count+1
+	return nil
 }
 
 func keySuffix(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-8:]) }

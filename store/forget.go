@@ -80,7 +80,7 @@ func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
 		)
 		err := s.update(m, &c, func(txn *badger.Txn) (bool, error) {
 			gone = false
-			n, err := getNode(txn, m)
+			n, _, err := getNode(txn, m)
 			if errors.Is(err, ErrNotFound) || err == nil && !n.Idle(seenBefore) {
 				return false, nil // deleted or touched meanwhile: keep it
 			}

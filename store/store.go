@@ -2,11 +2,14 @@
 //
 // # Layout
 //
-//	n/<mac>              JSON Node
+//	n/<mac>              JSON Node, with the node's event sequence beside its
+//	                     fields ("event_seq", events.go; absent in records
+//	                     written by older versions)
 //	e/<mac>/<be64 nanos> JSON Event (key bumped past the newest if the clock
 //	                     did not move), the last Options.History kept per node
-//	q/<mac>              be64 newest event key suffix, be32 live events
-//	                     (events.go; absent in older databases)
+//	q/<mac>              the event sequence as older versions kept it (be64
+//	                     newest event key suffix, be32 live events); moved
+//	                     into the node record at the node's next event
 //
 // # Durability
 //
@@ -332,20 +335,35 @@ func (s *Store) Ping() error {
 
 func nodeKey(m MAC) []byte { return []byte("n/" + string(m)) }
 
-func getNode(txn *badger.Txn, m MAC) (Node, error) {
+// storedNode is a node record as stored: the node and its event sequence
+// (nil in records written before the sequence moved into them). Readers
+// that decode a record into a Node ignore the sequence.
+type storedNode struct {
+	Node
+	Seq *eventSeq `json:"event_seq,omitempty"`
+}
+
+// getNode reads m's record, with its event sequence for the writers that put
+// the node back (putNode) or add an event (addEvent).
+func getNode(txn *badger.Txn, m MAC) (Node, eventSeq, error) {
 	item, err := txn.Get(nodeKey(m))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return Node{}, ErrNotFound
+		return Node{}, eventSeq{known: true}, ErrNotFound // no node, no events
 	}
 	if err != nil {
-		return Node{}, err
+		return Node{}, eventSeq{}, err
 	}
-	var n Node
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &n) })
+	var sn storedNode
+	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &sn) })
 	if err != nil {
-		return Node{}, fmt.Errorf("node %s: stored record is unreadable: %w", m, err)
+		return Node{}, eventSeq{}, fmt.Errorf("node %s: stored record is unreadable: %w", m, err)
 	}
-	return n, nil
+	var q eventSeq
+	if sn.Seq != nil {
+		q = *sn.Seq
+		q.known = true
+	}
+	return sn.Node, q, nil
 }
 
 // installingKey indexes the nodes in StateInstalling, so the stall sweep
@@ -353,15 +371,19 @@ func getNode(txn *badger.Txn, m MAC) (Node, error) {
 func installingKey(m MAC) []byte { return []byte("x/installing/" + string(m)) }
 
 // put writes n, whose state was before (as read in this transaction; ""
-// for a new node), keeps the installing index in step and notes the change
-// in c.
-func (c *commit) put(txn *badger.Txn, before State, n Node) error {
+// for a new node), with its event sequence q as getNode or addEvent left
+// it, keeps the installing index in step and notes the change in c.
+func (c *commit) put(txn *badger.Txn, before State, n Node, q eventSeq) error {
 	c.before, c.node, c.wrote = before, &n, true
-	return putNode(txn, before, n)
+	return putNode(txn, before, n, q)
 }
 
-func putNode(txn *badger.Txn, before State, n Node) error {
-	v, err := json.Marshal(n)
+func putNode(txn *badger.Txn, before State, n Node, q eventSeq) error {
+	sn := storedNode{Node: n}
+	if q.known {
+		sn.Seq = &q
+	}
+	v, err := json.Marshal(sn)
 	if err != nil {
 		return err
 	}
@@ -458,7 +480,7 @@ func always(fn func(txn *badger.Txn) error) func(*badger.Txn) (bool, error) {
 func (s *Store) Get(m MAC) (Node, error) {
 	var n Node
 	err := s.db.View(func(txn *badger.Txn) (err error) {
-		n, err = getNode(txn, m)
+		n, _, err = getNode(txn, m)
 		return err
 	})
 	return n, err
@@ -495,7 +517,8 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 		c commit
 	)
 	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
-		n, err = getNode(txn, m)
+		var q eventSeq
+		n, q, err = getNode(txn, m)
 		var before State
 		switch {
 		case errors.Is(err, ErrNotFound) && on:
@@ -511,7 +534,7 @@ func (s *Store) SetReinstall(m MAC, on bool, now time.Time) (Node, error) {
 		case n.State == StateReinstall:
 			n.setState(StateLocal, now)
 		}
-		return c.put(txn, before, n)
+		return c.put(txn, before, n, q)
 	}))
 	return n, err
 }
@@ -525,7 +548,8 @@ func (s *Store) SetLocalBootScript(m MAC, script string, now time.Time) (Node, e
 		c commit
 	)
 	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
-		n, err = getNode(txn, m)
+		var q eventSeq
+		n, q, err = getNode(txn, m)
 		before := n.State
 		if errors.Is(err, ErrNotFound) {
 			n, err, before = newNode(m, now), nil, ""
@@ -534,7 +558,7 @@ func (s *Store) SetLocalBootScript(m MAC, script string, now time.Time) (Node, e
 			return err
 		}
 		n.LocalBootScript = script
-		return c.put(txn, before, n)
+		return c.put(txn, before, n, q)
 	}))
 	return n, err
 }
@@ -565,7 +589,8 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 		c commit
 	)
 	err := s.update(m, &c, always(func(txn *badger.Txn) (err error) {
-		n, err = getNode(txn, m)
+		var q eventSeq
+		n, q, err = getNode(txn, m)
 		var before State
 		created := false
 		switch {
@@ -581,18 +606,17 @@ func (s *Store) Update(m MAC, create bool, now time.Time, fn func(n *Node) (*Eve
 		if err != nil {
 			return err
 		}
-		if err := c.put(txn, before, n); err != nil {
-			return err
+		if ev != nil {
+			ev.Time = now
+			if ev.State == "" {
+				ev.State = n.State
+			}
+			c.event = ev
+			if err := s.addEvent(txn, m, now, *ev, created, &q); err != nil {
+				return err
+			}
 		}
-		if ev == nil {
-			return nil
-		}
-		ev.Time = now
-		if ev.State == "" {
-			ev.State = n.State
-		}
-		c.event = ev
-		return s.addEvent(txn, m, now, *ev, created)
+		return c.put(txn, before, n, q)
 	}))
 	return n, err
 }
@@ -633,7 +657,7 @@ func (s *Store) Installing(fn func(Node) bool) error {
 func (s *Store) Delete(m MAC) error {
 	var c commit
 	return s.update(m, &c, always(func(txn *badger.Txn) error {
-		old, err := getNode(txn, m)
+		old, _, err := getNode(txn, m)
 		if err != nil {
 			return err
 		}
@@ -651,7 +675,7 @@ func deleteNode(txn *badger.Txn, m MAC, before State, c *commit) error {
 	if err := txn.Delete(installingKey(m)); err != nil {
 		return err
 	}
-	if err := txn.Delete(eventSeqKey(m)); err != nil {
+	if err := txn.Delete(eventSeqKey(m)); err != nil { // older versions' sequence
 		return err
 	}
 	keys, err := eventKeys(txn, m)
@@ -685,7 +709,8 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 	now := sg.Time
 	var c commit
 	err := s.update(m, &c, func(txn *badger.Txn) (changed bool, err error) {
-		n, err = getNode(txn, m)
+		var q eventSeq
+		n, q, err = getNode(txn, m)
 		isNew := errors.Is(err, ErrNotFound)
 		if isNew {
 			n, err = newNode(m, now), nil
@@ -713,12 +738,12 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		if isNew {
 			stored = ""
 		}
-		if err := c.put(txn, stored, n); err != nil {
-			return false, err
-		}
 		evc := ev
 		c.event = &evc
-		if err := s.addEvent(txn, m, now, ev, isNew); err != nil {
+		if err := s.addEvent(txn, m, now, ev, isNew, &q); err != nil {
+			return false, err
+		}
+		if err := c.put(txn, stored, n, q); err != nil {
 			return false, err
 		}
 		return n.State != before, nil
