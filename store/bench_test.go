@@ -1,6 +1,7 @@
 package store
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,4 +50,38 @@ func BenchmarkSetReinstall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRecordBootStorm is bench/boot/run.sh's load without HTTP: 16
+// concurrent boots, half of 10,000 known machines booting again, half new
+// ones. cpu-ns/op is the whole process's CPU (Badger's writer, compactions
+// and the collector included) per boot.
+func BenchmarkRecordBootStorm(b *testing.B) {
+	const known = 10000
+	s := openT(b, b.TempDir(), Options{})
+	facts := Facts{Platform: "pcbios", BuildArch: "x86_64", Manufacturer: "QEMU"}
+	for i := 0; i < known; i++ {
+		if _, _, err := s.RecordBoot(macN(i), Sighting{Time: t0, Facts: facts}, localDecision); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	defer reportCPU(b)()
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 goroutines on 2 CPUs, wrk's 16 connections
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1))
+			m := macN(known + i)
+			if i%2 == 0 {
+				m = macN(int(uint(i*7919) % known))
+			}
+			sg := Sighting{Time: t0.Add(time.Duration(i) * time.Microsecond), IP: "198.51.100.10", Facts: facts}
+			if _, _, err := s.RecordBoot(m, sg, localDecision); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
