@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -57,8 +56,8 @@ func (s *Store) Recount() (map[State]int, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("n/"), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var n struct{ State State }
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &n) }); err != nil {
+			var n stateOnly
+			if err := it.Item().Value(func(v []byte) error { return decodeRecord(v, &n) }); err != nil {
 				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
 			}
 			c[n.State]++

@@ -6,7 +6,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -93,7 +92,7 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 				return err
 			}
 			var e Event
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeRecord(v, &e) }); err != nil {
 				return fmt.Errorf("node %s: stored event is unreadable: %w", m, err)
 			}
 			events = append(events, e)
@@ -112,8 +111,8 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 // used to have a key of its own, q/<mac>, and reading that key was 6 % of
 // the appliance's CPU in a boot storm (README, Performance).
 type eventSeq struct {
-	Newest uint64 `json:"newest"` // suffix of the newest event key
-	Count  int    `json:"count"`  // live events (an estimate after a recover: see trim)
+	Newest uint64 `json:"newest" cbor:"1,keyasint"` // suffix of the newest event key
+	Count  int    `json:"count" cbor:"2,keyasint"`  // live events (an estimate after a recover: see trim)
 	known  bool   // read from the record, or the node is new
 }
 
@@ -159,7 +158,7 @@ func (s *Store) trimSlack() int { return s.history/2 + 1 }
 // event is keyed after the newest one kept; Event.Time still says when it
 // happened. Writers of one node hold its lock, so this is exact.
 func (s *Store) addEvent(txn *badger.Txn, m MAC, now time.Time, ev Event, isNew bool, q *eventSeq) error {
-	v, err := json.Marshal(ev)
+	v, err := encodeRecord(ev)
 	if err != nil {
 		return err
 	}

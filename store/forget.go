@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -57,7 +56,7 @@ func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(idle) < max; it.Next() {
 			var n Node
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &n) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeRecord(v, &n) }); err != nil {
 				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
 			}
 			if n.Idle(seenBefore) {

@@ -13,27 +13,27 @@ import (
 // call-backs must carry, and how it went.
 type Install struct {
 	// Profile and Rule: the profile that was served and why.
-	Profile string `json:"profile"`
-	Rule    string `json:"rule,omitempty"`
+	Profile string `json:"profile" cbor:"1,keyasint,omitempty"`
+	Rule    string `json:"rule,omitempty" cbor:"2,keyasint,omitempty"`
 	// Loader that fetched it ("ipxe" or "grub").
-	Loader string `json:"loader,omitempty"`
+	Loader string `json:"loader,omitempty" cbor:"3,keyasint,omitempty"`
 	// Token authenticates the installer's call-backs and its config
 	// downloads for this install only. It is a secret: the API hides it
 	// (Node.Public).
-	Token     string     `json:"token,omitempty"`
-	Started   time.Time  `json:"started"`
-	LastWord  *time.Time `json:"last_word,omitempty"` // last call-back of any kind
-	Progress  string     `json:"progress,omitempty"`  // the last progress message
-	Ended     *time.Time `json:"ended,omitempty"`
-	Outcome   string     `json:"outcome,omitempty"` // "installed" or "failed"
-	Reason    string     `json:"reason,omitempty"`  // why it failed ("stalled", the installer's words)
-	Reporter  string     `json:"reporter,omitempty"`
-	Downloads uint32     `json:"downloads,omitempty"` // config files served
+	Token     string     `json:"token,omitempty" cbor:"4,keyasint,omitempty"`
+	Started   time.Time  `json:"started" cbor:"5,keyasint,omitempty"`
+	LastWord  *time.Time `json:"last_word,omitempty" cbor:"6,keyasint,omitempty"` // last call-back of any kind
+	Progress  string     `json:"progress,omitempty" cbor:"7,keyasint,omitempty"`  // the last progress message
+	Ended     *time.Time `json:"ended,omitempty" cbor:"8,keyasint,omitempty"`
+	Outcome   string     `json:"outcome,omitempty" cbor:"9,keyasint,omitempty"` // "installed" or "failed"
+	Reason    string     `json:"reason,omitempty" cbor:"10,keyasint,omitempty"` // why it failed ("stalled", the installer's words)
+	Reporter  string     `json:"reporter,omitempty" cbor:"11,keyasint,omitempty"`
+	Downloads uint32     `json:"downloads,omitempty" cbor:"12,keyasint,omitempty"` // config files served
 	// NoCallbacks marks an install whose installer was never told its
 	// token (the seed's default profile points at the user's own
 	// autoinstall server): it cannot report, so the stall rule leaves it
 	// in installing, as before profiles existed.
-	NoCallbacks bool `json:"no_callbacks,omitempty"`
+	NoCallbacks bool `json:"no_callbacks,omitempty" cbor:"13,keyasint,omitempty"`
 }
 
 // Lifecycle errors callers can test with errors.Is.

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -70,7 +69,7 @@ func (s *Store) ListPage(after MAC, limit int, f Filter) ([]Node, MAC, error) {
 		}
 		for it.Seek(start); it.Valid(); it.Next() {
 			var n Node
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &n) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeRecord(v, &n) }); err != nil {
 				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
 			}
 			if !f.Match(&n) {

@@ -2,11 +2,13 @@
 //
 // # Layout
 //
-//	n/<mac>              JSON Node, with the node's event sequence beside its
-//	                     fields ("event_seq", events.go; absent in records
-//	                     written by older versions)
-//	e/<mac>/<be64 nanos> JSON Event (key bumped past the newest if the clock
-//	                     did not move), the last Options.History kept per node
+//	n/<mac>              Node in CBOR (codec.go; JSON in older records), with
+//	                     the node's event sequence beside its fields
+//	                     (events.go; absent in records written by older
+//	                     versions)
+//	e/<mac>/<be64 nanos> Event in CBOR (JSON in older ones; key bumped past
+//	                     the newest if the clock did not move), the last
+//	                     Options.History kept per node
 //	q/<mac>              the event sequence as older versions kept it (be64
 //	                     newest event key suffix, be32 live events); moved
 //	                     into the node record at the node's next event
@@ -34,7 +36,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -340,7 +341,7 @@ func nodeKey(m MAC) []byte { return []byte("n/" + string(m)) }
 // that decode a record into a Node ignore the sequence.
 type storedNode struct {
 	Node
-	Seq *eventSeq `json:"event_seq,omitempty"`
+	Seq *eventSeq `json:"event_seq,omitempty" cbor:"100,keyasint,omitempty"`
 }
 
 // getNode reads m's record, with its event sequence for the writers that put
@@ -354,7 +355,7 @@ func getNode(txn *badger.Txn, m MAC) (Node, eventSeq, error) {
 		return Node{}, eventSeq{}, err
 	}
 	var sn storedNode
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &sn) })
+	err = item.Value(func(v []byte) error { return decodeRecord(v, &sn) })
 	if err != nil {
 		return Node{}, eventSeq{}, fmt.Errorf("node %s: stored record is unreadable: %w", m, err)
 	}
@@ -383,7 +384,7 @@ func putNode(txn *badger.Txn, before State, n Node, q eventSeq) error {
 	if q.known {
 		sn.Seq = &q
 	}
-	v, err := json.Marshal(sn)
+	v, err := encodeRecord(sn)
 	if err != nil {
 		return err
 	}
@@ -494,7 +495,7 @@ func (s *Store) List() ([]Node, error) {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			var n Node
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &n) }); err != nil {
+			if err := it.Item().Value(func(v []byte) error { return decodeRecord(v, &n) }); err != nil {
 				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
 			}
 			nodes = append(nodes, n)
