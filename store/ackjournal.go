@@ -89,7 +89,6 @@ type ackJournal struct {
 	mu   sync.Mutex
 	dir  string
 	f    *os.File
-	mem  []byte // f mapped shared: appends are copies into the page cache
 	st   ackState
 	off  int64 // where the next record goes
 	size int64 // the file's preallocated size
@@ -193,15 +192,6 @@ func openAckJournal(dir string, st ackState) (*ackJournal, error) {
 // ext4 an fdatasync that must also grow the file commits the file system's
 // journal and cost 2.4 ms a write here; in place it costs about what
 // Badger's own sync does.
-//
-// The file is mapped shared and appends copy into the mapping, as Badger
-// writes its own write-ahead log: a record is in the page cache as soon as
-// it is copied (a crash of the process keeps it, like a write(2) would), and
-// a boot's soft record costs no system call. A pwrite per boot was 6 % of
-// the appliance's CPU in a boot storm (README, Performance). The zeros were
-// written, not just allocated, so the file system has every block and a
-// full disk cannot fault a copy into the mapping. Durable records are
-// written and fdatasynced (add).
 func (j *ackJournal) rewrite() error {
 	buf := []byte(ackMagic + j.st.bootID + "\n")
 	buf = appendAck(buf, "", j.st.synced, ackFlagSync)
@@ -225,7 +215,6 @@ func (j *ackJournal) rewrite() error {
 	if err != nil {
 		return err
 	}
-	var mem []byte
 	err = func() error {
 		if _, err := f.Write(buf); err != nil {
 			return err
@@ -233,31 +222,22 @@ func (j *ackJournal) rewrite() error {
 		if err := f.Sync(); err != nil {
 			return err
 		}
-		if mem, err = unix.Mmap(int(f.Fd()), 0, len(buf), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
-			return fmt.Errorf("mapping %s: %w", tmp, err)
-		}
 		if err := os.Rename(tmp, name); err != nil {
 			return err
 		}
 		return syncDir(j.dir)
 	}()
 	if err != nil {
-		if mem != nil {
-			unix.Munmap(mem)
-		}
 		f.Close()
 		return err
 	}
-	j.syncMu.Lock() // no sync of the old file is running
-	oldF, oldMem := j.f, j.mem
-	j.f, j.mem, j.off, j.size, j.syncedOff = f, mem, int64(used), int64(len(buf)), int64(used)
+	j.syncMu.Lock() // no fdatasync of the old file is running
+	old := j.f
+	j.f, j.off, j.size, j.syncedOff = f, int64(used), int64(len(buf)), int64(used)
 	j.gen++
 	j.syncMu.Unlock()
-	if oldMem != nil {
-		unix.Munmap(oldMem)
-	}
-	if oldF != nil {
-		oldF.Close()
+	if old != nil {
+		old.Close()
 	}
 	return nil
 }
@@ -271,8 +251,8 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// add journals one record; sync says whether to flush it to disk before
-// returning. The flush runs outside mu, so a boot's unsynced record never
+// add journals one record; sync says whether to fdatasync it before
+// returning. The fdatasync runs outside mu, so a boot's unsynced record never
 // waits for another writer's sync, and concurrent syncs share one.
 func (j *ackJournal) add(key string, version uint64, flags byte, sync bool) error {
 	j.mu.Lock()
@@ -287,18 +267,6 @@ func (j *ackJournal) add(key string, version uint64, flags byte, sync bool) erro
 		j.mu.Unlock()
 		return err
 	}
-	if !sync {
-		// A soft record: a copy into the shared mapping, no system call.
-		copy(j.mem[j.off:], j.buf)
-		j.off += int64(len(j.buf))
-		j.mu.Unlock()
-		return nil
-	}
-	// A durable record is written and fdatasynced as before the mapping:
-	// msync(MS_SYNC) of the mapping cost 0.2 ms more per admin write here
-	// (BenchmarkSetReinstall), and the write(2) is nothing beside the sync.
-	// write(2) and the mapping share the page cache, and fdatasync writes
-	// every dirty page of the file, those the copies dirtied included.
 	if _, err := j.f.WriteAt(j.buf, j.off); err != nil {
 		j.mu.Unlock()
 		return err
@@ -306,6 +274,9 @@ func (j *ackJournal) add(key string, version uint64, flags byte, sync bool) erro
 	j.off += int64(len(j.buf))
 	f, gen, end := j.f, j.gen, j.off
 	j.mu.Unlock()
+	if !sync {
+		return nil
+	}
 	j.syncMu.Lock()
 	defer j.syncMu.Unlock()
 	if gen != j.gen || j.syncedOff >= end {
@@ -329,8 +300,8 @@ func (j *ackJournal) close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := errors.Join(unix.Munmap(j.mem), j.f.Close())
-	j.f, j.mem = nil, nil
+	err := j.f.Close()
+	j.f = nil
 	j.gen++
 	return err
 }
