@@ -133,20 +133,22 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 //     compaction: small builders, small compactions. Badger pools up to
 //     eight table builders and keeps each one's arena at the largest size
 //     it reached; an arena holds the table both uncompressed and
-//     compressed, about 2.2 times the uncompressed size, and our JSON
-//     compresses 3-5 times, so a 1 MiB table's arena grows to 14 MB. With
+//     compressed, about 2.2 times the uncompressed size, and our records
+//     compress several times (measured with the JSON records of then:
+//     3-5 times), so a 1 MiB table's arena grew to 14 MB. With
 //     1 MiB tables the pooled arenas held 59 MB at 50,000 nodes
 //     (bench/storemem -nodes 50000 -memprofile, inuse_space), with 256 KiB
 //     tables 30 MB (128 KiB: 34 MB, the memtable flushes' arenas then
 //     dominate).
-//   - Snappy compression stays on (JSON compresses about 3x): tables are
+//   - Snappy compression stays on (our records, with their repeated
+//     strings, compress well; JSON did about 3x): tables are
 //     read through mmap, and every page read counts in the resident size,
 //     so uncompressed tables cost 12 MB at 10,000 nodes instead of 4.
 //   - A 1 MiB block cache, the least Badger accepts with compression, and
 //     no index cache: the cache holds decoded blocks on the heap, and
 //     without an index cache each table's small index (a few KiB for 1 MiB
 //     tables) and bloom filter stay in memory as they are.
-//   - Values up to 64 KiB stay in the LSM tree (ours are small JSON); the
+//   - Values up to 64 KiB stay in the LSM tree (ours are small records); the
 //     value log only exists for Badger's bookkeeping, 16 MiB files.
 //   - A 1 MiB base level (L1; Badger's default is 10 MiB, ours was 4).
 //     Our keys are random MACs, so every memtable flush overlaps the whole
@@ -175,7 +177,7 @@ func tunedOptions(path string, log *slog.Logger) badger.Options {
 		WithSyncWrites(false).
 		WithMemTableSize(1 << 20).
 		// Values above the threshold would go to the value log; ours are
-		// small JSON records, and Badger requires the threshold to stay
+		// small CBOR records, and Badger requires the threshold to stay
 		// under its batch limit, 15 % of the memtable size (150 KiB).
 		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
