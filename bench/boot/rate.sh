@@ -18,7 +18,7 @@ secs=${1:-10}
 shift || true
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(1000 2000 4000)
-known=${KNOWN:-10000}
+KNOWN=${KNOWN:-10000}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 pids=()
@@ -38,26 +38,8 @@ if [ -z "$vegeta" ]; then
 	GOBIN="$work/bin" go install github.com/tsenart/vegeta/v12@v12.13.0
 	vegeta=$work/bin/vegeta
 fi
-go build -C "$repo" -o "$work/pxe-pilot" ./cmd/pxe-pilot
-go build -C "$repo" -o "$work/bare" ./bench/boot/bare
-pp=18000 bp=18001
-PORT=$pp PXE_LISTEN_ADDR=127.0.0.1 PXE_BASE_URL=http://127.0.0.1:$pp DATABASE_PATH="$work/db" PXE_LOG_LEVEL=warn \
-	PXE_UBUNTU_KERNEL_URL=http://127.0.0.1/k PXE_UBUNTU_INITRD_URL=http://127.0.0.1/i PXE_AUTOINSTALL_URL=http://127.0.0.1/a/ \
-	"$work/pxe-pilot" serve 2>"$work/log" &
-pids+=($!)
-app=$!
-"$work/bare" -addr 127.0.0.1:$bp &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pp/health" >/dev/null && curl -fs "http://127.0.0.1:$bp/boot" >/dev/null && break; sleep 0.1; done
-# The known machines: boot each once (bounded: KNOWN requests).
-awk -v n="$known" -v port=$pp 'BEGIN {
-	for (i = 0; i < n; i++) {
-		if (i) print "next"
-		printf "url = \"http://127.0.0.1:%s/boot?mac=52:54:%02x:%02x:%02x:%02x&platform=pcbios\"\noutput = \"/dev/null\"\n", port, int(i / 16777216) % 256, int(i / 65536) % 256, int(i / 256) % 256, i % 256
-	}
-}' >"$work/known"
-timeout 300 curl -fsS -K "$work/known"
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs; vegeta, ${secs}s per rate, $known known machines, half the requests new MACs"
+. "$repo/bench/boot/servers.sh"
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs; vegeta, ${secs}s per rate, $KNOWN known machines, half the requests new MACs"
 printf '%-10s %7s %10s %9s %9s %9s %9s %8s\n' server rate throughput p50 p90 p99 max success
 run=0
 for rate in "${rates[@]}"; do
@@ -66,7 +48,7 @@ for rate in "${rates[@]}"; do
 		port=$pp; [ $s = bare ] && port=$bp
 		# rate * secs requests, every other one a new MAC never asked before
 		# (numbered past the known ones by run), the others known machines.
-		awk -v n=$((rate * secs)) -v known="$known" -v run=$run -v port="$port" 'BEGIN {
+		awk -v n=$((rate * secs)) -v known="$KNOWN" -v run=$run -v port="$port" 'BEGIN {
 			srand(1000 + run)
 			for (k = 0; k < n; k++) {
 				i = (k % 2) ? int(rand() * known) : known + run * 16777216 + k

@@ -26,24 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "bench/boot/run.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
-go build -C "$repo" -o "$work/pxe-pilot" ./cmd/pxe-pilot
-go build -C "$repo" -o "$work/bare" ./bench/boot/bare
-pp=18000 bp=18001
-PORT=$pp PXE_LISTEN_ADDR=127.0.0.1 PXE_BASE_URL=http://127.0.0.1:$pp DATABASE_PATH="$work/db" PXE_LOG_LEVEL=warn \
-	PXE_UBUNTU_KERNEL_URL=http://127.0.0.1/k PXE_UBUNTU_INITRD_URL=http://127.0.0.1/i PXE_AUTOINSTALL_URL=http://127.0.0.1/a/ \
-	"$work/pxe-pilot" serve 2>"$work/log" &
-pids+=($!)
-app=$!
-"$work/bare" -addr 127.0.0.1:$bp &
-pids+=($!)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$pp/health" >/dev/null && curl -fs "http://127.0.0.1:$bp/boot" >/dev/null && break; sleep 0.1; done
-# The known machines: boot each once (bounded: KNOWN requests).
-for i in $(seq 0 $((KNOWN - 1))); do
-	[ "$i" = 0 ] || echo next
-	printf 'url = "http://127.0.0.1:%s/boot?mac=52:54:%02x:%02x:%02x:%02x&platform=pcbios"\noutput = "/dev/null"\n' \
-		$pp $((i >> 24 & 255)) $((i >> 16 & 255)) $((i >> 8 & 255)) $((i & 255))
-done >"$work/known"
-timeout 300 curl -fsS -K "$work/known"
+. "$repo/bench/boot/servers.sh"
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs; wrk -t2 -c$conns -d${secs}s --latency, $KNOWN known machines, half the requests new MACs"
 printf '%-10s %5s %12s %9s %9s %9s\n' server round req/s p50 p99 errors
 for r in $(seq 1 "$rounds"); do
