@@ -20,25 +20,17 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(1000 2000 4000)
 KNOWN=${KNOWN:-10000}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do timeout 30 tail --pid="$p" -f /dev/null || kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
 case $secs in '' | *[!0-9]* | 0) echo "bench/boot/rate.sh: seconds-per-rate \"$secs\" is not a positive whole number" >&2; exit 2 ;; esac
 for r in "${rates[@]}"; do
 	case $r in '' | *[!0-9]*) echo "bench/boot/rate.sh: rate \"$r\" is not a whole number of requests per second" >&2; exit 2 ;; esac
 	[ "$r" -le 50000 ] || { echo "bench/boot/rate.sh: rate $r is above 50000 per second; this script bounds its load" >&2; exit 2; }
 done
+. "$repo/bench/boot/servers.sh"
 vegeta=$(command -v vegeta || true)
 if [ -z "$vegeta" ]; then
 	GOBIN="$work/bin" go install github.com/tsenart/vegeta/v12@v12.13.0
 	vegeta=$work/bin/vegeta
 fi
-. "$repo/bench/boot/servers.sh"
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs; vegeta, ${secs}s per rate, $KNOWN known machines, half the requests new MACs"
 printf '%-10s %7s %10s %9s %9s %9s %9s %8s\n' server rate throughput p50 p90 p99 max success
 run=0

@@ -15,16 +15,6 @@ rounds=${2:-3}
 conns=${CONNS:-16}
 export KNOWN=${KNOWN:-10000}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	# Wait for them: removing the database under a closing store left the
-	# appliance hanging in Close.
-	for p in "${pids[@]}"; do timeout 30 tail --pid="$p" -f /dev/null || kill -9 "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
 command -v wrk >/dev/null || { echo "bench/boot/run.sh: wrk is missing: apt-get install wrk" >&2; exit 1; }
 . "$repo/bench/boot/servers.sh"
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs; wrk -t2 -c$conns -d${secs}s --latency, $KNOWN known machines, half the requests new MACs"

@@ -1,8 +1,19 @@
-# bench/boot/servers.sh: sourced by run.sh and rate.sh. Builds and starts the
-# appliance (port $pp, its PID in $app) and the bare handler (port $bp) on
-# loopback, waits until both answer, and boots the KNOWN machines once.
-# The caller sets repo, work (a temporary directory) and KNOWN, and owns
-# pids (every process started here is added) and their cleanup.
+# bench/boot/servers.sh: sourced by run.sh and rate.sh once their arguments
+# are checked. Makes a temporary directory ($work, removed on exit), builds
+# and starts the appliance (port $pp, its PID in $app) and the bare handler
+# (port $bp) on loopback, waits until both answer, and boots the KNOWN
+# machines once. The caller sets repo and KNOWN. Every process started here
+# or added to pids by the caller is stopped by PID on exit.
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# Wait for them: removing the database under a closing store left the
+	# appliance hanging in Close.
+	for p in "${pids[@]}"; do timeout 30 tail --pid="$p" -f /dev/null || kill -9 "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
 go build -C "$repo" -o "$work/pxe-pilot" ./cmd/pxe-pilot
 go build -C "$repo" -o "$work/bare" ./bench/boot/bare
 pp=18000 bp=18001
