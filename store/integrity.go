@@ -110,7 +110,7 @@ func checkAccess(path string) error {
 }
 
 func tableOptions(dir string) table.Options {
-	bo := tunedOptions(dir, slog.Default())
+	bo := tunedOptions(dir, slog.Default(), SizingSmall) // block size and compression: the same in every sizing
 	return table.Options{
 		ReadOnly: true, ChkMode: options.OnTableRead,
 		BlockSize: bo.BlockSize, Compression: bo.Compression, ZSTDCompressionLevel: bo.ZSTDCompressionLevel,

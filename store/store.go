@@ -77,6 +77,29 @@ type Options struct {
 	// error. Refusing writes while there is still room for a memtable
 	// flush (4 MiB) turns that crash into ErrDiskFull.
 	MinFree int64
+	// Sizing chooses Badger's memtable and table sizes: SizingSmall (the
+	// default) for the least memory, SizingLarge for more boots a second
+	// in a storm at about twice the memory. See tunedOptions.
+	Sizing Sizing
+}
+
+// Sizing is a choice of Badger's memtable and table sizes (Options.Sizing).
+type Sizing int
+
+const (
+	SizingSmall Sizing = iota
+	SizingLarge
+)
+
+// ParseSizing reads "small" or "large" (PXE_STORE_SIZING).
+func ParseSizing(v string) (Sizing, error) {
+	switch v {
+	case "small":
+		return SizingSmall, nil
+	case "large":
+		return SizingLarge, nil
+	}
+	return 0, fmt.Errorf("store sizing %q is neither small nor large", v)
 }
 
 // Store is safe for concurrent use.
@@ -171,7 +194,16 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 //
 // The soft memory limit (cmd: PXE_MEMORY_LIMIT, cmd/pxe-pilot/memlimit.go)
 // does the rest.
-func tunedOptions(path string, log *slog.Logger) badger.Options {
+//
+// SizingLarge trades memory for boot storms: every one of the choices above
+// makes Badger flush and compact more often, in smaller steps, and a storm
+// of boots is a storm of writes. 8 MiB memtables (a flush builds one 8 MiB
+// table, so flushes are eight times rarer), 2 MiB tables and an 8 MiB base
+// level (compactions touch fewer, larger tables, and Badger allocates its
+// 3 MiB index buffer for each table it builds: a quarter as many of those).
+// Measured with bench/boot/run.sh and bench/memory.sh (README, Performance,
+// "Store sizing"); other sizes tried there too.
+func tunedOptions(path string, log *slog.Logger, sz Sizing) badger.Options {
 	o := badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
 		WithSyncWrites(false).
@@ -191,6 +223,11 @@ func tunedOptions(path string, log *slog.Logger) badger.Options {
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true)
 	o.TableSizeMultiplier = 1
+	if sz == SizingLarge {
+		o = o.WithMemTableSize(8 << 20).
+			WithBaseTableSize(2 << 20).
+			WithBaseLevelSize(8 << 20)
+	}
 	return o
 }
 
@@ -221,7 +258,7 @@ func Open(path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(tunedOptions(path, o.Logger))
+	db, err := badger.Open(tunedOptions(path, o.Logger, o.Sizing))
 	if err != nil {
 		msg := err.Error()
 		switch {

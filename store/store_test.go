@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -559,5 +560,53 @@ func TestRecordBootClockStepsBack(t *testing.T) {
 	}
 	if len(ev) != 2 || ev[0].IP != "203.0.113.2" || !ev[0].Time.Equal(t0) || ev[1].IP != "203.0.113.1" {
 		t.Fatalf("events = %+v; want the boot at %v first, then the one before it", ev, t0)
+	}
+}
+
+// TestSizing: PXE_STORE_SIZING reaches Badger, and a database may switch
+// between the sizings (memtables, write-ahead logs and tables of the other
+// size are read as they are) without losing anything.
+func TestSizing(t *testing.T) {
+	dir := t.TempDir()
+	want := map[MAC]bool{}
+	for i, sz := range []Sizing{SizingSmall, SizingLarge, SizingSmall} {
+		s, err := Open(dir, Options{Logger: quiet, Sizing: sz})
+		if err != nil {
+			t.Fatalf("open #%d, sizing %d: %v", i, sz, err)
+		}
+		mt := map[Sizing]int64{SizingSmall: 1 << 20, SizingLarge: 8 << 20}[sz]
+		if got := s.db.Opts().MemTableSize; got != mt {
+			t.Errorf("sizing %d: memtables of %d bytes, want %d", sz, got, mt)
+		}
+		for m, on := range want {
+			n, err := s.Get(m)
+			if err != nil || n.Reinstall != on {
+				t.Errorf("open #%d: %s = %+v, %v; want reinstall %v", i, m, n, err, on)
+			}
+		}
+		for j := 0; j < 2000; j++ {
+			m := macN(i*2000 + j)
+			if _, _, err := s.RecordBoot(m, Sighting{Time: t0}, localDecision); err != nil {
+				t.Fatal(err)
+			}
+			want[m] = false
+			if j%2 == 0 {
+				if _, err := s.SetReinstall(m, true, t0); err != nil {
+					t.Fatal(err)
+				}
+				want[m] = true
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"small", "large"} {
+		if sz, err := ParseSizing(v); err != nil || map[string]Sizing{"small": SizingSmall, "large": SizingLarge}[v] != sz {
+			t.Errorf("ParseSizing(%q) = %d, %v", v, sz, err)
+		}
+	}
+	if _, err := ParseSizing("huge"); err == nil || !strings.Contains(err.Error(), `"huge"`) {
+		t.Errorf("ParseSizing(huge): %v", err)
 	}
 }

@@ -16,13 +16,20 @@ import (
 type storeConfig struct {
 	// Etcd is nil for the embedded Badger store.
 	Etcd *etcdstore.Options
+	// Sizing is PXE_STORE_SIZING, for Badger.
+	Sizing store.Sizing
 }
 
-// parseStore reads PXE_STORE and, for etcd, the PXE_ETCD_* settings.
+// parseStore reads PXE_STORE, PXE_STORE_SIZING and, for etcd, the
+// PXE_ETCD_* settings.
 func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig {
+	sz, err := store.ParseSizing(strings.TrimSpace(raw["PXE_STORE_SIZING"]))
+	if err != nil {
+		bad("PXE_STORE_SIZING", "must be small (the least memory) or large (faster boot storms, about twice the memory)")
+	}
 	v := strings.TrimSpace(raw["PXE_STORE"])
 	if v == "" || v == "badger" {
-		return storeConfig{}
+		return storeConfig{Sizing: sz}
 	}
 	hosts, ok := strings.CutPrefix(v, "etcd://")
 	if !ok {
@@ -81,7 +88,7 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 // disks until it answers.
 func openStore(cfg config, log *slog.Logger) (store.Backend, string, error) {
 	if cfg.Store.Etcd == nil {
-		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory})
+		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory, Sizing: cfg.Store.Sizing})
 		return st, "badger at " + cfg.DatabasePath, err
 	}
 	o := *cfg.Store.Etcd

@@ -6,12 +6,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
 func TestLoadConfigStore(t *testing.T) {
 	c, err := loadConfig(nil, env(nil), io.Discard)
-	if err != nil || c.Store.Etcd != nil {
-		t.Fatalf("default store: %+v, %v; want Badger", c.Store, err)
+	if err != nil || c.Store.Etcd != nil || c.Store.Sizing != store.SizingSmall {
+		t.Fatalf("default store: %+v, %v; want Badger, sized small", c.Store, err)
+	}
+	c, err = loadConfig([]string{"--store-sizing", "large"}, env(nil), io.Discard)
+	if err != nil || c.Store.Sizing != store.SizingLarge {
+		t.Fatalf("--store-sizing large: %+v, %v", c.Store, err)
 	}
 	c, err = loadConfig([]string{"--store", "etcd://10.0.0.1:2379, etcd-2 ,[fd00::3]:2380"},
 		env(map[string]string{"PXE_ETCD_CA": "/ca.pem", "PXE_ETCD_USERNAME": "pxe", "PXE_ETCD_PASSWORD": "s"}), io.Discard)
@@ -35,6 +41,7 @@ func TestLoadConfigStoreErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
+		{map[string]string{"PXE_STORE_SIZING": "huge"}, []string{`PXE_STORE_SIZING (--store-sizing) = "huge"`, "small", "large"}},
 		{map[string]string{"PXE_STORE": "postgres://db"}, []string{`PXE_STORE (--store) = "postgres://db"`, "badger, or etcd://"}},
 		{map[string]string{"PXE_STORE": "etcd://"}, []string{"PXE_STORE", "names no etcd member"}},
 		{map[string]string{"PXE_STORE": "etcd://h:port"}, []string{"PXE_STORE", `"h:port" is not host:port`}},
