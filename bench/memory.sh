@@ -9,6 +9,7 @@
 #
 # Usage: bench/memory.sh [N]   (default 1000; needs go and curl)
 #        BUILD=go bench/memory.sh [N]   (a plain go build instead of the release build)
+#        PXE_STORE_SIZING=large bench/memory.sh [N]   (the appliance inherits PXE_* settings)
 set -euo pipefail
 N=${1:-1000}
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -79,7 +79,7 @@ type Options struct {
 	MinFree int64
 	// Sizing chooses Badger's memtable and table sizes: SizingSmall (the
 	// default) for the least memory, SizingLarge for more boots a second
-	// in a storm at about twice the memory. See tunedOptions.
+	// in a storm at about 1.5 times the memory. See tunedOptions.
 	Sizing Sizing
 }
 

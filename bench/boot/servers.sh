@@ -3,7 +3,9 @@
 # and starts the appliance (port $pp, its PID in $app) and the bare handler
 # (port $bp) on loopback, waits until both answer, and boots the KNOWN
 # machines once. The caller sets repo and KNOWN. Every process started here
-# or added to pids by the caller is stopped by PID on exit.
+# or added to pids by the caller is stopped by PID on exit. The appliance
+# inherits the environment, so PXE_STORE_SIZING=large bench/boot/run.sh
+# measures the large sizing.
 work=$(mktemp -d)
 pids=()
 cleanup() {

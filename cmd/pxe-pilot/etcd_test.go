@@ -10,7 +10,8 @@ import (
 
 // TestBinaryOnEtcd runs two real appliances with PXE_STORE=etcd://… on
 // one etcd member: a reinstall set through one is served once by the
-// other, and both close their store on SIGTERM.
+// other, and both close their store on SIGTERM. The second one also has
+// PXE_STORE_SIZING set, which only Badger uses: it says so and runs.
 func TestBinaryOnEtcd(t *testing.T) {
 	bin := buildBinary(t)
 	c := etcdtest.Start(t, 1)
@@ -20,7 +21,7 @@ func TestBinaryOnEtcd(t *testing.T) {
 		"PXE_UBUNTU_INITRD_URL=http://203.0.113.9/initrd",
 		"PXE_AUTOINSTALL_URL=http://203.0.113.9/seed/"}
 	a := startAppliance(t, bin, boot...)
-	b := startAppliance(t, bin, boot...)
+	b := startAppliance(t, bin, append(boot[:len(boot):len(boot)], "PXE_STORE_SIZING=large")...)
 
 	if code, body := get(t, "POST", a.url+"/nodes/52:54:00:ee:00:01/reinstall"); code != 200 {
 		t.Fatalf("POST reinstall on the first appliance: %d %s", code, body)
@@ -40,6 +41,10 @@ func TestBinaryOnEtcd(t *testing.T) {
 		}
 		if logs := ap.logs.String(); !strings.Contains(logs, "database closed") || !strings.Contains(logs, "etcd at http://127.0.0.1:") {
 			t.Fatalf("no clean close of the etcd store in the log:\n%s", logs)
+		}
+		warned := strings.Contains(ap.logs.String(), "PXE_STORE_SIZING sizes the embedded Badger store")
+		if warned != (ap == b) {
+			t.Errorf("warning about PXE_STORE_SIZING with etcd: %v, want %v:\n%s", warned, ap == b, ap.logs)
 		}
 	}
 }

@@ -25,7 +25,7 @@ type storeConfig struct {
 func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig {
 	sz, err := store.ParseSizing(strings.TrimSpace(raw["PXE_STORE_SIZING"]))
 	if err != nil {
-		bad("PXE_STORE_SIZING", "must be small (the least memory) or large (faster boot storms, about twice the memory)")
+		bad("PXE_STORE_SIZING", "must be small (the least memory) or large (faster boot storms, about 1.5 times the memory)")
 	}
 	v := strings.TrimSpace(raw["PXE_STORE"])
 	if v == "" || v == "badger" {
@@ -80,7 +80,7 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 		bad("PXE_ETCD_TIMEOUT", "must be a duration from 100ms to 1m, such as 2s")
 	}
 	o.Timeout = d
-	return storeConfig{Etcd: o}
+	return storeConfig{Etcd: o, Sizing: sz}
 }
 
 // openStore opens the node store PXE_STORE chose. The appliance starts
@@ -90,6 +90,9 @@ func openStore(cfg config, log *slog.Logger) (store.Backend, string, error) {
 	if cfg.Store.Etcd == nil {
 		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory, Sizing: cfg.Store.Sizing})
 		return st, "badger at " + cfg.DatabasePath, err
+	}
+	if cfg.Store.Sizing != store.SizingSmall {
+		log.Warn("PXE_STORE_SIZING sizes the embedded Badger store and does nothing with etcd; leave it unset", "store", "etcd")
 	}
 	o := *cfg.Store.Etcd
 	o.History, o.Logger = cfg.BootHistory, log
