@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,10 +30,21 @@ import (
 // refuses writes before that point: this test checks that the writer gets
 // ErrDiskFull with a message naming the database, never a crash, closes
 // cleanly, and that nothing acknowledged is lost.
+//
+// It runs once per store sizing: the reserve is bigger with SizingLarge.
 func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("TestDiskFull mounts a tmpfs in a private mount namespace and needs root (CI runs as root)")
 	}
+	for _, sz := range sizings {
+		t.Run(sz.name, func(t *testing.T) {
+			t.Setenv("PXE_TEST_SIZING", sz.name)
+			diskFull(t)
+		})
+	}
+}
+
+func diskFull(t *testing.T) {
 	mnt := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -62,15 +74,24 @@ func diskFullHelper(mnt string, say func(string, ...any)) int {
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fail("making / private: %v", err)
 	}
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=32m,mode=0700"); err != nil {
+	// Room for 4 MiB of records or four and a half memtables, whichever
+	// is more, above the reserve, and an 8 MiB filler: the writer meets
+	// the reserve after several memtable flushes and the compactions they
+	// start, some still running, and closing the store flushes one more
+	// and compacts level 0 (small: 4.5 MiB of records, large: 36 MiB).
+	// The records are incompressible, so the tables are as big as the
+	// memtables they are flushed from. The filler is given back before
+	// the reopen.
+	sizing := helperSizing()
+	reserve := defaultMinFree(sizing)
+	above := max(4<<20, tunedOptions(mnt, quiet, sizing).MemTableSize*9/2)
+	const fill = 8 << 20
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", reserve+above+fill)); err != nil {
 		return fail("mounting tmpfs on %s: %v", mnt, err)
 	}
 	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
-
-	// Filler: 12 of the 32 MiB, so the writer meets the 16 MiB reserve
-	// after about 4 MiB of records; given back before the reopen.
 	filler := filepath.Join(mnt, "filler")
-	if err := os.WriteFile(filler, make([]byte, 12<<20), 0o600); err != nil {
+	if err := os.WriteFile(filler, make([]byte, fill), 0o600); err != nil {
 		return fail("writing filler: %v", err)
 	}
 	dir := filepath.Join(mnt, "pxe.db")
@@ -139,7 +160,7 @@ func diskFullHelper(mnt string, say func(string, ...any)) int {
 	if err := os.Remove(filler); err != nil {
 		return fail("removing filler: %v", err)
 	}
-	s, err := Open(dir, Options{Logger: quiet})
+	s, err := Open(dir, Options{Logger: quiet, Sizing: sizing})
 	if err != nil {
 		return fail("reopening after the disk was full: %v", err)
 	}
@@ -155,17 +176,22 @@ func diskFullHelper(mnt string, say func(string, ...any)) int {
 }
 
 // fillHelper writes until the store refuses or the process dies. The
-// 4 KiB local-boot script makes each record big, so the reserve is met quickly.
+// 4 KiB local-boot script makes each record big, so the reserve is met
+// quickly, and random, so it does not compress.
 func fillHelper(dir string, say func(string, ...any)) int {
-	s, err := Open(dir, Options{Logger: quiet})
+	s, err := Open(dir, Options{Logger: quiet, Sizing: helperSizing()})
 	if err != nil {
 		say("error %v", err)
 		return 2
 	}
-	script := strings.Repeat("#", 4096)
+	rnd := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 10000; i++ {
 		m := macN(i)
-		if _, err := s.SetLocalBootScript(m, script+fmt.Sprint(i), t0); err != nil {
+		script := make([]byte, 4096)
+		for j := range script {
+			script[j] = 'a' + byte(rnd.IntN(26))
+		}
+		if _, err := s.SetLocalBootScript(m, string(script), t0); err != nil {
 			say("error %v", err)
 			break
 		}

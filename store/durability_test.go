@@ -37,7 +37,7 @@ func TestHelperProcess(t *testing.T) {
 	case "writer":
 		// Sets reinstall flags and records boots, acknowledging each
 		// write once the store has returned, until killed (or a bound).
-		s, err := Open(dir, Options{Logger: quiet, SyncInterval: time.Hour})
+		s, err := Open(dir, Options{Logger: quiet, SyncInterval: time.Hour, Sizing: helperSizing()})
 		if err != nil {
 			say("error %v", err)
 			os.Exit(2)
@@ -91,6 +91,27 @@ func TestHelperProcess(t *testing.T) {
 		code = 2
 	}
 	os.Exit(code)
+}
+
+// sizings are the store sizings the crash and disk-full tests run with;
+// their helpers read theirs from PXE_TEST_SIZING (helperSizing).
+var sizings = []struct {
+	name string
+	sz   Sizing
+}{{"small", SizingSmall}, {"large", SizingLarge}}
+
+// helperSizing is the sizing a helper process opens its store with:
+// PXE_TEST_SIZING, small when unset.
+func helperSizing() Sizing {
+	v := os.Getenv("PXE_TEST_SIZING")
+	if v == "" {
+		return SizingSmall
+	}
+	sz, err := ParseSizing(v)
+	if err != nil {
+		panic(err)
+	}
+	return sz
 }
 
 // helper starts the test binary as a helper in mode on dir.
@@ -170,6 +191,15 @@ func TestReopenKeepsFlags(t *testing.T) {
 // returned, and is SIGKILLed without Close. Every acknowledged flag, and every
 // acknowledged boot, is there when the directory is opened again.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
+	for _, sz := range sizings {
+		t.Run(sz.name, func(t *testing.T) {
+			t.Setenv("PXE_TEST_SIZING", sz.name)
+			crashKeepsAcknowledgedWrites(t, sz.sz)
+		})
+	}
+}
+
+func crashKeepsAcknowledgedWrites(t *testing.T, sizing Sizing) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -204,7 +234,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("helper killed after %d acknowledged flags", acked+1)
 
-	s := openT(t, dir, Options{})
+	s := openT(t, dir, Options{Sizing: sizing})
 	for i := 0; i <= acked; i++ {
 		n, err := s.Get(macN(i))
 		if err != nil || n.State != StateReinstall {

@@ -70,12 +70,15 @@ type Options struct {
 	// (default 1 s).
 	SyncInterval time.Duration
 	// MinFree is the free space, in bytes, the database's file system
-	// must keep for a write to be accepted (default 16 MiB; negative
-	// turns the check off). Badger writes its log and its tables through
-	// memory-mapped files, and a page that the kernel cannot back on a
-	// full disk kills the process with SIGBUS instead of returning an
-	// error. Refusing writes while there is still room for a memtable
-	// flush (4 MiB) turns that crash into ErrDiskFull.
+	// must keep for a write to be accepted (default 16 MiB, 64 MiB with
+	// SizingLarge; negative turns the check off). Badger writes its log
+	// and its tables through memory-mapped files, and a page that the
+	// kernel cannot back on a full disk kills the process with SIGBUS
+	// instead of returning an error. Refusing writes while there is still
+	// room for a memtable flush and the compaction it starts (1 MiB
+	// memtables and 256 KiB tables; with SizingLarge 8 MiB and 2 MiB, an
+	// 8 MiB base level, hence four times the reserve) turns that crash
+	// into ErrDiskFull.
 	MinFree int64
 	// Sizing chooses Badger's memtable and table sizes: SizingSmall (the
 	// default) for the least memory, SizingLarge for more boots a second
@@ -90,6 +93,14 @@ const (
 	SizingSmall Sizing = iota
 	SizingLarge
 )
+
+// defaultMinFree is Options.MinFree's default for a sizing.
+func defaultMinFree(sz Sizing) int64 {
+	if sz == SizingLarge {
+		return 64 << 20
+	}
+	return 16 << 20
+}
 
 // ParseSizing reads "small" or "large" (PXE_STORE_SIZING).
 func ParseSizing(v string) (Sizing, error) {
@@ -200,9 +211,9 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 // of boots is a storm of writes. 8 MiB memtables (a flush builds one 8 MiB
 // table, so flushes are eight times rarer), 2 MiB tables and an 8 MiB base
 // level (compactions touch fewer, larger tables, and Badger allocates its
-// 3 MiB index buffer for each table it builds: a quarter as many of those).
+// 3 MiB index buffer for each table it builds: an eighth as many of those).
 // Measured with bench/boot/run.sh and bench/memory.sh (README, Performance,
-// "Store sizing"); other sizes tried there too.
+// Scale); other sizes tried there too. Options.MinFree grows with it.
 func tunedOptions(path string, log *slog.Logger, sz Sizing) badger.Options {
 	o := badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).
@@ -245,8 +256,11 @@ func Open(path string, o Options) (*Store, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
+	if o.Sizing != SizingSmall && o.Sizing != SizingLarge {
+		return nil, fmt.Errorf("database at %s: store sizing %d is neither SizingSmall nor SizingLarge", path, o.Sizing)
+	}
 	if o.MinFree == 0 {
-		o.MinFree = 16 << 20
+		o.MinFree = defaultMinFree(o.Sizing)
 	}
 	// Create the directory here, so "not a directory" or "permission
 	// denied" reads as such (Badger flattens the cause into a string).
