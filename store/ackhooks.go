@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/y"
 )
 
 // pendingAck is a durable write on its way to the journal.
@@ -19,17 +20,53 @@ type pendingAck struct {
 	flags   byte
 }
 
-// ackPrepare reads the version Badger gave the node's newest change (a
-// tombstone for Delete). update calls it under the node's lock, right after
-// the commit, so no other writer of the node can come between. A write that
-// is not durable is journaled here, unsynced, as a soft record; a durable
-// one waits for ackCommit, after Badger's fsync.
-func (s *Store) ackPrepare(m MAC, durable bool, err error) pendingAck {
+// ackPrepare finds the version Badger gave the node's newest change (a
+// tombstone for Delete): from the record's entry in c when the commit wrote
+// one (committedVersion), else by reading it back. update calls it under the
+// node's lock, right after the commit, so no other writer of the node can
+// come between. A write that is not durable is journaled here, unsynced, as
+// a soft record; a durable one waits for ackCommit, after Badger's fsync.
+func (s *Store) ackPrepare(m MAC, c *commit, durable bool, err error) pendingAck {
 	if err != nil || s.acks == nil {
 		return pendingAck{}
 	}
 	var p pendingAck
 	key := nodeKey(m)
+	if v, ok := committedVersion(c.entry, key); ok {
+		p = pendingAck{key: string(key), version: v}
+	} else {
+		p = s.readVersion(key)
+	}
+	if p.key != "" {
+		raiseTo(&s.acks.committed, p.version)
+	}
+	if p.key != "" && !durable {
+		if err := s.acks.add(p.key, p.version, ackFlagSoft, false); err != nil {
+			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", err)
+		}
+		return pendingAck{}
+	}
+	return p
+}
+
+// committedVersion is the version Badger committed entry e of key at. A
+// committed transaction leaves each entry's Key as the key followed by its
+// version (badger's y.KeyWithTs): Badger turns the entries it was given
+// into its internal keys in place, and the transaction keeps the entry it
+// was given (Txn.SetEntry). This is not part of Badger's documented API, so
+// anything else (no entry, or a key of another shape) returns false and
+// ackPrepare reads the version back instead, one read transaction more;
+// TestCommittedVersion checks both agree. It saves that read on every boot.
+func committedVersion(e *badger.Entry, key []byte) (uint64, bool) {
+	if e == nil || len(e.Key) != len(key)+8 || !bytes.Equal(e.Key[:len(key)], key) {
+		return 0, false
+	}
+	return y.ParseTs(e.Key), true
+}
+
+// readVersion reads key's newest version back, a tombstone's included.
+func (s *Store) readVersion(key []byte) pendingAck {
+	var p pendingAck
 	_ = s.db.View(func(txn *badger.Txn) error {
 		if item, err := txn.Get(key); err == nil {
 			p = pendingAck{key: string(key), version: item.Version()}
@@ -47,15 +84,6 @@ func (s *Store) ackPrepare(m MAC, durable bool, err error) pendingAck {
 		}
 		return nil
 	})
-	if p.key != "" {
-		raiseTo(&s.acks.committed, p.version)
-	}
-	if p.key != "" && !durable {
-		if err := s.acks.add(p.key, p.version, ackFlagSoft, false); err != nil {
-			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", err)
-		}
-		return pendingAck{}
-	}
 	return p
 }
 

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // BenchmarkSetReinstallNoJournal is BenchmarkSetReinstall without the
@@ -189,5 +191,69 @@ func TestOpenWithoutJournal(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, ackFileName)); err != nil {
 		t.Errorf("no journal after the open: %v", err)
+	}
+}
+
+// TestCommittedVersion: the version ackPrepare takes from a committed
+// entry is the one Badger's read gives, for new and existing nodes, boots
+// and admin writes; an entry that was not committed gives none.
+func TestCommittedVersion(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{})
+	m := macN(1)
+	key := nodeKey(m)
+	check := func(what string, c *commit) {
+		t.Helper()
+		got, ok := committedVersion(c.entry, key)
+		want := s.readVersion(key)
+		if !ok || got != want.version || want.version == 0 {
+			t.Errorf("%s: version from the entry %d (%v), read back %d", what, got, ok, want.version)
+		}
+	}
+	for i, what := range []string{"new node", "existing node", "again"} {
+		var c commit
+		err := s.update(m, &c, func(txn *badger.Txn) (bool, error) {
+			n, q, err := getNode(txn, m)
+			before := n.State
+			if errors.Is(err, ErrNotFound) {
+				n, before, err = newNode(m, t0), "", nil
+			}
+			if err != nil {
+				return false, err
+			}
+			n.BootCount = uint64(i)
+			return i == 2, c.put(txn, before, n, q)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(what, &c)
+	}
+	// A write between two commits of the node moves the version on.
+	var c1, c2 commit
+	put := func(c *commit) func(*badger.Txn) (bool, error) {
+		return func(txn *badger.Txn) (bool, error) {
+			n, q, err := getNode(txn, m)
+			if err != nil {
+				return false, err
+			}
+			return false, c.put(txn, n.State, n, q)
+		}
+	}
+	if err := s.update(m, &c1, put(&c1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.update(m, &c2, put(&c2)); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := committedVersion(c1.entry, key)
+	v2, _ := committedVersion(c2.entry, key)
+	if v2 <= v1 {
+		t.Errorf("second commit's version %d is not after the first's %d", v2, v1)
+	}
+	if _, ok := committedVersion(badger.NewEntry(key, nil), key); ok {
+		t.Error("an entry never committed gave a version")
+	}
+	if _, ok := committedVersion(nil, key); ok {
+		t.Error("no entry gave a version")
 	}
 }

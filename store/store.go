@@ -429,28 +429,34 @@ func installingKey(m MAC) []byte { return []byte("x/installing/" + string(m)) }
 // it, keeps the installing index in step and notes the change in c.
 func (c *commit) put(txn *badger.Txn, before State, n Node, q eventSeq) error {
 	c.before, c.node, c.wrote = before, &n, true
-	return putNode(txn, before, n, q)
+	var err error
+	c.entry, err = putNode(txn, before, n, q)
+	return err
 }
 
-func putNode(txn *badger.Txn, before State, n Node, q eventSeq) error {
+// putNode writes n's record and returns its entry: after the commit, the
+// acknowledgement journal reads the version Badger gave it there
+// (committedVersion).
+func putNode(txn *badger.Txn, before State, n Node, q eventSeq) (*badger.Entry, error) {
 	sn := storedNode{Node: n}
 	if q.known {
 		sn.Seq = &q
 	}
 	v, err := encodeRecord(sn)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := txn.Set(nodeKey(n.MAC), v); err != nil {
-		return err
+	e := badger.NewEntry(nodeKey(n.MAC), v)
+	if err := txn.SetEntry(e); err != nil {
+		return nil, err
 	}
 	switch {
 	case n.State == StateInstalling && before != StateInstalling:
-		return txn.Set(installingKey(n.MAC), nil)
+		err = txn.Set(installingKey(n.MAC), nil)
 	case n.State != StateInstalling && before == StateInstalling:
-		return txn.Delete(installingKey(n.MAC))
+		err = txn.Delete(installingKey(n.MAC))
 	}
-	return nil
+	return e, err
 }
 
 // update runs fn in a read-write transaction, retrying on conflicts with
@@ -487,7 +493,7 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 		s.committed(m, c)
 	}
 	// Hook (ackjournal.go): the version of a durable write, under the node's lock.
-	ack := s.ackPrepare(m, durable, err)
+	ack := s.ackPrepare(m, c, durable, err)
 	mu.Unlock() // the fsync below needs no lock, and batches with others
 	if errors.Is(err, badger.ErrConflict) {
 		return fmt.Errorf("node %s: too many concurrent writers: %w", m, err)
@@ -511,6 +517,7 @@ type commit struct {
 	node   *Node // nil: deleted (or nothing written)
 	event  *Event
 	wrote  bool
+	entry  *badger.Entry // the node record's, as put set it
 }
 
 func (s *Store) committed(m MAC, c *commit) {
