@@ -609,4 +609,10 @@ func TestSizing(t *testing.T) {
 	if _, err := ParseSizing("huge"); err == nil || !strings.Contains(err.Error(), `"huge"`) {
 		t.Errorf("ParseSizing(huge): %v", err)
 	}
+	if s, err := Open(t.TempDir(), Options{Logger: quiet, Sizing: 7}); err == nil || !strings.Contains(err.Error(), "sizing 7") {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Open with sizing 7: %v", err)
+	}
 }
