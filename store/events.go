@@ -109,7 +109,7 @@ func (s *Store) Events(m MAC) ([]Event, error) {
 // every memtable and table: 12 % of a boot's CPU). It is kept in the node's
 // record (storedNode), which every event's transaction writes anyway; it
 // used to have a key of its own, q/<mac>, and reading that key was 6 % of
-// the appliance's CPU in a boot storm (README, Performance).
+// the appliance's CPU in a boot storm (docs/performance-notes.md).
 type eventSeq struct {
 	Newest uint64 `json:"newest" cbor:"1,keyasint"` // suffix of the newest event key
 	Count  int    `json:"count" cbor:"2,keyasint"`  // live events (an estimate after a recover: see trim)

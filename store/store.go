@@ -152,8 +152,8 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 
 // tunedOptions sizes Badger for a small appliance. Where the memory went,
 // measured with bench/storemem -memprofile and bench/memory.sh at 10,000
-// nodes (README, Performance, Scale): the live heap is 6-9 MB, but each
-// memtable flush and compaction briefly holds a table builder per output
+// nodes (docs/performance-notes.md, Memory): the live heap is 6-9 MB, but
+// each memtable flush and compaction briefly holds a table builder per output
 // table (an allocator of twice the table size, plus a 3 MiB index buffer
 // Badger allocates for every table it builds) and a fresh memtable arena,
 // 20-30 MB at once; the collector's target (twice the live heap) then let
@@ -213,7 +213,8 @@ func (s *Store) nodeLock(m MAC) *sync.Mutex {
 // level (compactions touch fewer, larger tables, and Badger allocates its
 // 3 MiB index buffer for each table it builds: an eighth as many of those).
 // Measured with bench/boot/run.sh and bench/memory.sh (README, Performance,
-// Scale); other sizes tried there too. Options.MinFree grows with it.
+// Scale; the other sizes tried are in docs/performance-notes.md).
+// Options.MinFree grows with it.
 func tunedOptions(path string, log *slog.Logger, sz Sizing) badger.Options {
 	o := badger.DefaultOptions(path).
 		WithLogger(badgerLogger{log}).

@@ -16,7 +16,7 @@ import (
 // runtime holds besides the heap: stacks, metadata). Recomputed every Every
 // (the fleet's size every nodesEvery).
 //
-// Why both parts (measured, README, Performance, Scale):
+// Why both parts (measured: docs/performance-notes.md, Memory):
 //   - Without a limit the collector's target is twice the live heap, and
 //     Badger's flushes and compactions make the live heap jump by 20-30 MB
 //     for a moment (table builders it pools, a 3 MiB index buffer per table
