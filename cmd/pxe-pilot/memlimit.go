@@ -30,6 +30,12 @@ import (
 //
 // The live heap grows with the fleet (the acknowledgement journal's index,
 // Badger's bloom filters and table indexes), hence the per-node share.
+//
+// The price is paid in boot storms, where the collector now runs far more
+// often: without the limit the same storm did 15-92 % more boots a second
+// at about twice the peak RSS, and more headroom (half the live heap, or a
+// quarter but at least 16 MiB) bought only a few points (measured:
+// docs/performance-notes.md, "The collector under the memory limit").
 type memoryLimit struct {
 	Base, PerNode int64
 	Every         time.Duration
