@@ -99,14 +99,14 @@ func (s *Store) ackCommit(p pendingAck) error {
 	return nil
 }
 
-// syncAndMark is the sync loop's fsync: Badger's, then a sync mark for every
+// syncAndMark is the sync loop's fsync: Badger's logs (syncWAL), then a sync mark for every
 // version committed before it.
 func (s *Store) syncAndMark() error {
 	if s.acks == nil {
-		return s.db.Sync()
+		return s.syncWAL()
 	}
 	v := s.acks.committed.Load()
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncWAL(); err != nil {
 		return err
 	}
 	return s.acks.add("", v, ackFlagSync, true)

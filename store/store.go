@@ -506,7 +506,7 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 		s.dirty.Store(true)
 		return nil
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncWAL(); err != nil {
 		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
 	}
 	return s.ackCommit(ack) // hook (ackjournal.go): journal it after Badger's fsync
