@@ -312,7 +312,7 @@ func (s *Store) syncLoop(every time.Duration) {
 			return
 		case <-t.C:
 			if s.dirty.Swap(false) {
-				if err := s.syncAndMark(); err != nil { // hook (ackjournal.go): s.db.Sync, then a sync mark
+				if err := s.syncAndMark(); err != nil { // hook (ackhooks.go): syncWAL, then a sync mark
 					s.dirty.Store(true)
 					s.log.Error("store: background sync failed", "path", s.path, "err", err)
 				}
@@ -328,7 +328,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 		<-s.done
 		s.feed.CloseAll()
-		s.closeErr = s.closeAndMark() // hook (ackjournal.go): s.db.Close, then the journal
+		s.closeErr = s.closeAndMark() // hook (ackhooks.go): s.db.Close, then the journal
 	})
 	return s.closeErr
 }
@@ -493,7 +493,7 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 	if err == nil {
 		s.committed(m, c)
 	}
-	// Hook (ackjournal.go): the version of a durable write, under the node's lock.
+	// Hook (ackhooks.go): the version of a durable write, under the node's lock.
 	ack := s.ackPrepare(m, c, durable, err)
 	mu.Unlock() // the fsync below needs no lock, and batches with others
 	if errors.Is(err, badger.ErrConflict) {
@@ -509,7 +509,7 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 	if err := s.syncWAL(); err != nil {
 		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
 	}
-	return s.ackCommit(ack) // hook (ackjournal.go): journal it after Badger's fsync
+	return s.ackCommit(ack) // hook (ackhooks.go): journal it after Badger's fsync
 }
 
 // commit is what one transaction changed, for counts and the feed.
