@@ -130,12 +130,13 @@ func TestMemoryLimitGrowsWithTheFleet(t *testing.T) {
 	}
 }
 
-// A live heap above the configured limit lifts the limit to a quarter
-// above it: the collector gets headroom instead of running without pause.
+// A live heap above the configured limit lifts the limit to a half above
+// it: the collector gets headroom instead of running without pause, and
+// its pace (GOGC=25) starts a collection before the limit binds.
 func TestMemoryLimitStaysAboveTheLiveHeap(t *testing.T) {
 	m := &memoryLimit{Base: 24 << 20, PerNode: 256}
-	if got, want := m.limit(10000, 40<<20, 4<<20), int64(40<<20+10<<20+4<<20); got != want {
-		t.Fatalf("limit = %d, want %d (live 40 MiB + a quarter + 4 MiB outside the heap)", got, want)
+	if got, want := m.limit(10000, 40<<20, 4<<20), int64(40<<20+20<<20+4<<20); got != want {
+		t.Fatalf("limit = %d, want %d (live 40 MiB + a half + 4 MiB outside the heap)", got, want)
 	}
 	// And it comes back down with the live heap.
 	if got, want := m.limit(10000, 8<<20, 4<<20), int64(24<<20+2560000); got != want {
@@ -163,14 +164,15 @@ func TestMemoryLimitReadsTheRuntime(t *testing.T) {
 }
 
 // TestMemoryLimitServe: Serve sets the runtime's limit to Base plus the
-// fleet's share, and counts the fleet once per nodesEvery, not on every
-// tick.
+// fleet's share and the collector's pace to GOGC=25, counts the fleet once
+// per nodesEvery, not on every tick, and gives the pace back when it stops.
 func TestMemoryLimitServe(t *testing.T) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		t.Fatal("GOMEMLIMIT is set in the test environment: Serve would leave the limit alone")
+	if os.Getenv("GOMEMLIMIT") != "" || os.Getenv("GOGC") != "" {
+		t.Fatal("GOMEMLIMIT or GOGC is set in the test environment: Serve would leave the limit or the pace alone")
 	}
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	pace := gcPercentNow()
 	var counts atomic.Int32
 	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Nodes: func() int { counts.Add(1); return 1000 }}
@@ -183,6 +185,9 @@ func TestMemoryLimitServe(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // about 50 more ticks
+	if got := gcPercentNow(); got != gcPercent {
+		t.Errorf("collector's pace %d while serving, want GOGC=%d", got, gcPercent)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -190,7 +195,48 @@ func TestMemoryLimitServe(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != want {
 		t.Fatalf("runtime memory limit %d, want %d", got, want)
 	}
+	if got := gcPercentNow(); got != pace {
+		t.Errorf("collector's pace %d after Serve returned, want %d as before", got, pace)
+	}
 	if n := counts.Load(); n != 1 {
 		t.Errorf("the fleet was counted %d times in one nodesEvery; want once", n)
 	}
+}
+
+// TestMemoryLimitLeavesGOGC: an operator's GOGC wins over the pace Serve
+// would set, as GOMEMLIMIT wins over the limit.
+func TestMemoryLimitLeavesGOGC(t *testing.T) {
+	t.Setenv("GOGC", "80")
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	pace := gcPercentNow()
+	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Nodes: func() int { return 1000 }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx) }()
+	want := int64(512<<20 + 256*1000)
+	deadline := time.Now().Add(10 * time.Second)
+	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	got := gcPercentNow()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if debug.SetMemoryLimit(-1) != want {
+		t.Fatal("Serve never set the limit")
+	}
+	if got != pace {
+		t.Errorf("collector's pace %d with GOGC=80 set, want it left at %d", got, pace)
+	}
+}
+
+// gcPercentNow reads the collector's pace (debug.SetGCPercent returns the
+// one it replaces).
+func gcPercentNow() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }

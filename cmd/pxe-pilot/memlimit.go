@@ -12,30 +12,38 @@ import (
 // memoryLimit applies PXE_MEMORY_LIMIT (default 16 MiB), unless GOMEMLIMIT
 // is set (the Go runtime has applied that one already), as a soft limit on
 // the Go runtime's memory: Base plus PerNode bytes for every node the store
-// holds, but never less than the live heap plus a quarter (plus what the
+// holds, but never less than the live heap plus a half (plus what the
 // runtime holds besides the heap: stacks, metadata). Recomputed every Every
-// (the fleet's size every nodesEvery).
+// (the fleet's size every nodesEvery). With the limit it sets the
+// collector's pace to GOGC=25 (a collection when the heap has grown a
+// quarter past the live heap), unless GOGC is set.
 //
-// Why both parts (measured: docs/performance-notes.md, Memory):
+// Why these parts (measured: docs/performance-notes.md, Memory and "The
+// collector's pace instead of the limit"):
 //   - Without a limit the collector's target is twice the live heap, and
 //     Badger's flushes and compactions make the live heap jump by 20-30 MB
 //     for a moment (table builders it pools, a 3 MiB index buffer per table
-//     built): 10,000 nodes reached 95-100 MB of RSS. Under the limit the
-//     collector runs sooner instead.
+//     built): 10,000 nodes reached 95-100 MB of RSS. The limit holds a
+//     quiet appliance to its budget.
 //   - A fixed limit below the live heap makes the collector run without
-//     pause (a boot storm lost two thirds of its throughput that way). The
-//     floor keeps at least a quarter of the live heap as headroom, so the
-//     collector runs at most about as often as with GOGC=25, and the limit
-//     follows the live heap back down when the burst is over.
+//     pause (a boot storm lost two thirds of its throughput that way), hence
+//     the floor, which follows the live heap back down when a burst is
+//     over.
+//   - In a boot storm the floor is what binds, and a binding limit costs
+//     more than the collections: the runtime keeps its memory under the
+//     limit by returning free pages to the kernel (madvise) as it
+//     allocates, and faulting them back in right after (10 % of the CPU in
+//     a storm's profile). So the pace, not the limit, starts a storm's
+//     collections: GOGC=25 collects as often as a limit a quarter above the
+//     live heap did, and the floor, a half above it, stays out of the way.
+//     Measured with bench/boot/run.sh, alternating with the floor a quarter
+//     above the live heap and the default pace (GOGC=100): 26-52 % more
+//     boots a second, for about 15 MiB more at the storm's peak. The
+//     memory goals are kept (bench/memory.sh: 10,000 nodes 43-45 MiB
+//     against 37-40 before, 100,000 nodes 103 MiB against 92).
 //
 // The live heap grows with the fleet (the acknowledgement journal's index,
 // Badger's bloom filters and table indexes), hence the per-node share.
-//
-// The price is paid in boot storms, where the collector now runs far more
-// often: without the limit the same storm did 15-92 % more boots a second
-// at about twice the peak RSS, and more headroom (half the live heap, or a
-// quarter but at least 16 MiB) bought only a few points (measured:
-// docs/performance-notes.md, "The collector under the memory limit").
 type memoryLimit struct {
 	Base, PerNode int64
 	Every         time.Duration
@@ -56,11 +64,15 @@ const (
 	metricReleased = "/memory/classes/heap/released:bytes"
 )
 
-// limit is max(Base + PerNode*nodes, live + live/4 + other), where other
+// gcPercent is the collector's pace while the limit applies (see
+// memoryLimit).
+const gcPercent = 25
+
+// limit is max(Base + PerNode*nodes, live + live/2 + other), where other
 // is the runtime's memory outside the heap.
 func (m *memoryLimit) limit(nodes int, live, other uint64) int64 {
 	l := m.Base + m.PerNode*int64(nodes)
-	floor := int64(live + live/4 + other)
+	floor := int64(live + live/2 + other)
 	return max(l, floor)
 }
 
@@ -93,6 +105,11 @@ func (m *memoryLimit) Serve(ctx context.Context) error {
 		}
 		<-ctx.Done()
 		return nil
+	}
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
+	} else {
+		m.Log.Info("collector's pace from GOGC", "GOGC", os.Getenv("GOGC"))
 	}
 	t := time.NewTicker(m.Every)
 	defer t.Stop()
