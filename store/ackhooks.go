@@ -99,8 +99,8 @@ func (s *Store) ackCommit(p pendingAck) error {
 	return nil
 }
 
-// syncAndMark is the sync loop's fsync: Badger's logs (syncWAL), then a sync mark for every
-// version committed before it.
+// syncAndMark is the sync loop's fsync: Badger's logs (syncWAL), then a
+// sync mark for every version committed before it.
 func (s *Store) syncAndMark() error {
 	if s.acks == nil {
 		return s.syncWAL()
