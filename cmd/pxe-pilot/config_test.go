@@ -170,31 +170,14 @@ func TestMemoryLimitServe(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" || os.Getenv("GOGC") != "" {
 		t.Fatal("GOMEMLIMIT or GOGC is set in the test environment: Serve would leave the limit or the pace alone")
 	}
-	before := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	pace := gcPercentNow()
 	var counts atomic.Int32
-	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Nodes: func() int { counts.Add(1); return 1000 }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Serve(ctx) }()
-	want := int64(512<<20 + 256*1000)
-	deadline := time.Now().Add(10 * time.Second)
-	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	stop := serveMemoryLimit(t, func() int { counts.Add(1); return 1000 })
 	time.Sleep(50 * time.Millisecond) // about 50 more ticks
 	if got := gcPercentNow(); got != gcPercent {
 		t.Errorf("collector's pace %d while serving, want GOGC=%d", got, gcPercent)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if got := debug.SetMemoryLimit(-1); got != want {
-		t.Fatalf("runtime memory limit %d, want %d", got, want)
-	}
+	stop()
 	if got := gcPercentNow(); got != pace {
 		t.Errorf("collector's pace %d after Serve returned, want %d as before", got, pace)
 	}
@@ -207,11 +190,24 @@ func TestMemoryLimitServe(t *testing.T) {
 // would set, as GOMEMLIMIT wins over the limit.
 func TestMemoryLimitLeavesGOGC(t *testing.T) {
 	t.Setenv("GOGC", "80")
+	pace := gcPercentNow()
+	stop := serveMemoryLimit(t, func() int { return 1000 })
+	got := gcPercentNow()
+	stop()
+	if got != pace {
+		t.Errorf("collector's pace %d with GOGC=80 set, want it left at %d", got, pace)
+	}
+}
+
+// serveMemoryLimit runs Serve with a 512 MiB base and 256 bytes a node
+// until the runtime's limit is Base plus nodes' share (the test fails if
+// it never gets there); stop ends Serve and checks the limit stayed. The
+// runtime's limit is put back when the test ends.
+func serveMemoryLimit(t *testing.T, nodes func() int) (stop func()) {
+	t.Helper()
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	pace := gcPercentNow()
-	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Nodes: func() int { return 1000 }}
+	m := &memoryLimit{Base: 512 << 20, PerNode: 256, Every: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Nodes: nodes}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Serve(ctx) }()
@@ -220,16 +216,15 @@ func TestMemoryLimitLeavesGOGC(t *testing.T) {
 	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	got := gcPercentNow()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if debug.SetMemoryLimit(-1) != want {
-		t.Fatal("Serve never set the limit")
-	}
-	if got != pace {
-		t.Errorf("collector's pace %d with GOGC=80 set, want it left at %d", got, pace)
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := debug.SetMemoryLimit(-1); got != want {
+			t.Fatalf("runtime memory limit %d, want %d", got, want)
+		}
 	}
 }
 
