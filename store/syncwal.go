@@ -18,10 +18,11 @@ import (
 // the database lock through the msync, and Badger's writer takes that lock
 // for every batch it writes: while the disk syncs, no transaction commits,
 // and every transaction that starts waits for the ones queued behind it.
-// With the sync loop once a second and every admin write syncing, that was
-// the largest source of the boot tail at moderate rates: boots 3-44 ms late
-// at each sync, measured with bench/boot/rate.sh at 500 boots a second
-// (docs/performance-notes.md, "Badger's sync stops the writer"). A
+// With the sync loop once a second and every admin write syncing, the
+// boots arriving during a sync were 3-44 ms late, measured with
+// bench/boot/rate.sh at 500 boots a second; the p99 did not move beyond the
+// noise without it, as memtable switches and compactions make the rest of
+// the tail (docs/performance-notes.md, "Badger's sync stops the writer"). A
 // descriptor of our own needs no lock: Linux writes back a file's dirty
 // pages on fdatasync however they were dirtied, through write or a shared
 // mapping (msync with MS_SYNC does exactly this), and the writer goes on
