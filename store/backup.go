@@ -42,7 +42,7 @@ func Restore(r io.Reader, dir string, log *slog.Logger) (nodes int, err error) {
 	if err := s.db.Load(r, 256); err != nil {
 		return 0, fmt.Errorf("restore: the backup cannot be loaded (is it a pxe-pilot backup, and complete?); %s now holds part of it, delete it before trying again: %w", dir, err)
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncWAL(); err != nil {
 		return 0, err
 	}
 	list, err := s.List()

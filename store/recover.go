@@ -150,7 +150,7 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 		s.Close()
 		return rep, err
 	}
-	if err := s.db.Sync(); err != nil {
+	if err := s.syncWAL(); err != nil {
 		s.Close()
 		return rep, err
 	}
