@@ -42,7 +42,7 @@ func (s *Store) ackPrepare(m MAC, c *commit, durable bool, err error) pendingAck
 	}
 	if p.key != "" && !durable {
 		if err := s.acks.add(p.key, p.version, ackFlagSoft, false); err != nil {
-			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", err)
+			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", s.noteSync(err)) // a full journal's rewrite syncs
 		}
 		return pendingAck{}
 	}
@@ -93,14 +93,16 @@ func (s *Store) ackCommit(p pendingAck) error {
 		return nil
 	}
 	if err := s.acks.add(p.key, p.version, p.flags, true); err != nil {
-		return fmt.Errorf("database at %s: committed and synced, but its acknowledgement journal %s cannot be written: %w",
-			s.path, ackFileName, err)
+		return s.noteSync(fmt.Errorf("database at %s: committed and synced, but its acknowledgement journal %s cannot be written: %w",
+			s.path, ackFileName, err))
 	}
 	return nil
 }
 
 // syncAndMark is the sync loop's fsync: Badger's logs (syncWAL), then a
-// sync mark for every version committed before it.
+// sync mark for every version committed before it. After a failed sync
+// (syncfail.go) it still syncs but marks nothing: a later sync that
+// succeeds does not prove the earlier writes reached the disk.
 func (s *Store) syncAndMark() error {
 	if s.acks == nil {
 		return s.syncWAL()
@@ -109,7 +111,10 @@ func (s *Store) syncAndMark() error {
 	if err := s.syncWAL(); err != nil {
 		return err
 	}
-	return s.acks.add("", v, ackFlagSync, true)
+	if s.syncBroken() != nil {
+		return nil
+	}
+	return s.noteSync(s.acks.add("", v, ackFlagSync, true))
 }
 
 // closeAndMark closes Badger, which flushes and fsyncs everything, then

@@ -220,7 +220,7 @@ func (j *ackJournal) rewrite() error {
 			return err
 		}
 		if err := f.Sync(); err != nil {
-			return err
+			return fsyncFailed("", err)
 		}
 		if err := os.Rename(tmp, name); err != nil {
 			return err
@@ -248,7 +248,7 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return fsyncFailed("", d.Sync())
 }
 
 // add journals one record; sync says whether to fdatasync it before
@@ -283,7 +283,7 @@ func (j *ackJournal) add(key string, version uint64, flags byte, sync bool) erro
 		return nil // a rewrite or another writer's sync covered this record
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return err
+		return fsyncFailed("fdatasync "+f.Name(), err)
 	}
 	j.syncedOff = end
 	return nil

@@ -44,18 +44,23 @@ func TestDiskFull(t *testing.T) {
 	}
 }
 
-func diskFull(t *testing.T) {
+func diskFull(t *testing.T) { inMountNamespace(t, "diskfull") }
+
+// inMountNamespace runs the helper mode in a private mount namespace of its
+// own, with an empty temporary directory to mount on, logs what it says and
+// fails unless its last line starts with "ok ".
+func inMountNamespace(t *testing.T, mode string) {
 	mnt := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"=diskfull", "PXE_STORE_DIR="+mnt)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, "PXE_STORE_DIR="+mnt)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	text := strings.TrimSpace(string(out))
 	if err != nil {
-		t.Fatalf("disk-full helper: %v\n%s", err, text)
+		t.Fatalf("%s helper: %v\n%s", mode, err, text)
 	}
 	lines := strings.Split(text, "\n")
 	for _, l := range lines {
@@ -63,17 +68,13 @@ func diskFull(t *testing.T) {
 	}
 	last := lines[len(lines)-1]
 	if !strings.HasPrefix(last, "ok ") {
-		t.Fatalf("disk-full helper: %s", last)
+		t.Fatalf("%s helper: %s", mode, last)
 	}
 }
 
 // diskFullHelper runs in its own mount namespace.
 func diskFullHelper(mnt string, say func(string, ...any)) int {
 	fail := func(f string, a ...any) int { say("fail "+f, a...); return 1 }
-	// Mounts made here must not leak to the host: make everything private.
-	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
-		return fail("making / private: %v", err)
-	}
 	// Room for 4 MiB of records or four and a half memtables, whichever
 	// is more, above the reserve, and an 8 MiB filler: the writer meets
 	// the reserve after several memtable flushes and the compactions they
@@ -86,8 +87,8 @@ func diskFullHelper(mnt string, say func(string, ...any)) int {
 	reserve := defaultMinFree(sizing)
 	above := max(4<<20, tunedOptions(mnt, quiet, sizing).MemTableSize*9/2)
 	const fill = 8 << 20
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", reserve+above+fill)); err != nil {
-		return fail("mounting tmpfs on %s: %v", mnt, err)
+	if err := privateTmpfs(mnt, reserve+above+fill); err != nil {
+		return fail("%v", err)
 	}
 	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
 	filler := filepath.Join(mnt, "filler")

@@ -86,6 +86,8 @@ func TestHelperProcess(t *testing.T) {
 		code = diskFullHelper(dir, say)
 	case "fill":
 		code = fillHelper(dir, say)
+	case "fsyncfail":
+		code = fsyncFailHelper(dir, say)
 	default:
 		say("unknown helper mode %q", mode)
 		code = 2

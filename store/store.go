@@ -26,6 +26,8 @@
 //     once, so it survives a crash of the process, and fsynced by a
 //     background loop every Options.SyncInterval (default 1 s), so a power
 //     cut loses at most that much of it. Never a reinstall flag.
+//   - After a failed fsync the store refuses durable writes until it is
+//     reopened (syncfail.go).
 //
 // # Sizing
 //
@@ -69,6 +71,10 @@ type Options struct {
 	// SyncInterval bounds how much boot bookkeeping a power cut can lose
 	// (default 1 s).
 	SyncInterval time.Duration
+	// OnSyncError, when set, is called from the background sync loop with
+	// each of its failures (the appliance counts them). The first failed
+	// fsync also makes the store refuse durable writes (syncfail.go).
+	OnSyncError func(error)
 	// MinFree is the free space, in bytes, the database's file system
 	// must keep for a write to be accepted (default 16 MiB, 64 MiB with
 	// SizingLarge; negative turns the check off). Badger writes its log
@@ -138,6 +144,9 @@ type Store struct {
 	counts counts      // nodes per state, kept up to date by every commit
 	feed   Feed        // committed changes, for the console and the metrics
 	acks   *ackJournal // hook (ackjournal.go): acknowledged durable writes
+
+	syncFail    atomic.Pointer[syncFailure] // the first failed fsync (syncfail.go)
+	onSyncError func(error)                 // Options.OnSyncError
 
 	forgetHook func(MAC) // tests: runs between ForgetIdle's scan and a delete
 }
@@ -290,7 +299,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, path: path, log: o.Logger, history: o.History, minFree: o.MinFree,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		onSyncError: o.OnSyncError, stop: make(chan struct{}), done: make(chan struct{})}
 	s.acks = acks2 // hook (ackjournal.go)
 	c, err := s.Recount()
 	if err != nil {
@@ -315,6 +324,9 @@ func (s *Store) syncLoop(every time.Duration) {
 				if err := s.syncAndMark(); err != nil { // hook (ackhooks.go): syncWAL, then a sync mark
 					s.dirty.Store(true)
 					s.log.Error("store: background sync failed", "path", s.path, "err", err)
+					if s.onSyncError != nil {
+						s.onSyncError(err)
+					}
 				}
 			}
 		}
@@ -371,10 +383,14 @@ func (s *Store) checkSpace() error {
 // Path is the database directory.
 func (s *Store) Path() string { return s.path }
 
-// Ping checks that the store answers a read and has room to write.
+// Ping checks that the store answers a read and has room to write, and that
+// no fsync has failed since it opened (syncfail.go).
 func (s *Store) Ping() error {
 	if s.db.IsClosed() {
 		return ErrClosed
+	}
+	if err := s.syncBroken(); err != nil {
+		return err
 	}
 	if err := s.checkSpace(); err != nil {
 		return err
@@ -478,6 +494,9 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 	var durable bool
 	run := func(txn *badger.Txn) (err error) {
 		durable, err = fn(txn)
+		if err == nil && durable {
+			err = s.syncBroken() // refused before it commits (syncfail.go)
+		}
 		return err
 	}
 	var err error

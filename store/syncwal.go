@@ -38,16 +38,16 @@ import (
 // with no *.mem file found, syncWAL falls back to DB.Sync, and
 // TestSyncWALLeavesNoDirtyPage checks, through the kernel's own accounting
 // of this process's mappings, that syncWAL leaves no page of Badger's logs
-// dirty.
+// dirty. A failed sync is kept (noteSync, syncfail.go).
 func (s *Store) syncWAL() error {
 	mems, err := filepath.Glob(filepath.Join(s.path, "*.mem"))
 	if err != nil || len(mems) == 0 {
-		return s.db.Sync()
+		return s.noteSync(fsyncFailed("Badger's sync", s.db.Sync()))
 	}
 	vlogs, _ := filepath.Glob(filepath.Join(s.path, "*.vlog"))
 	for _, name := range append(mems, vlogs...) {
 		if err := fdatasync(name); err != nil {
-			return fmt.Errorf("syncing Badger's log %s: %w", name, err)
+			return s.noteSync(fmt.Errorf("syncing Badger's log %s: %w", name, err))
 		}
 	}
 	return nil
@@ -62,6 +62,6 @@ func fdatasync(name string) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Fdatasync(int(f.Fd()))
+	err = fsyncFailed("fdatasync", unix.Fdatasync(int(f.Fd())))
 	return errors.Join(err, f.Close())
 }

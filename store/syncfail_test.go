@@ -1,0 +1,223 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A real write-back failure. The helper runs in a private mount namespace
+// (root only: CI runs as root): an ext2 file system in a sparse image on a
+// small tmpfs, through a loop device. Filling the tmpfs leaves the image's
+// unwritten blocks without backing, so the kernel's write-back of the
+// store's new pages fails with an I/O error, as on a failing disk or a thin
+// volume out of space, and fdatasync reports it. ext2 has no journal to
+// abort, so the file system stays writable and, with the tmpfs freed again,
+// the next fdatasync succeeds: exactly the case the store must not trust.
+//
+// Checked: the sync loop's failure reaches Options.OnSyncError; from then
+// on Ping fails with ErrSyncFailed, an admin change and a boot that would
+// consume a reinstall flag are refused and change nothing, boots that
+// change no state still work; with space back, a sync succeeds (the kernel
+// reported the error once) but the store still refuses and writes no sync
+// mark; Close flushes everything, and the reopened store holds every
+// acknowledged change.
+func TestFsyncFailureIsSticky(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("TestFsyncFailureIsSticky mounts a loop device in a private mount namespace and needs root (CI runs as root)")
+	}
+	for _, tool := range []string{"mkfs.ext2", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (apt-get install e2fsprogs mount): %v", tool, err)
+		}
+	}
+	inMountNamespace(t, "fsyncfail")
+}
+
+// privateTmpfs makes every mount of this (new) mount namespace private, so
+// nothing mounted here leaks to the host, and mounts a tmpfs of size bytes
+// on mnt.
+func privateTmpfs(mnt string, size int64) error {
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / private: %w", err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		return fmt.Errorf("mounting tmpfs on %s: %w", mnt, err)
+	}
+	return nil
+}
+
+// fsyncFailHelper runs in its own mount namespace.
+func fsyncFailHelper(mnt string, say func(string, ...any)) int {
+	fail := func(f string, a ...any) int { say("fail "+f, a...); return 1 }
+	if err := privateTmpfs(mnt, 24<<20); err != nil {
+		return fail("%v", err)
+	}
+	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
+	img, fsDir := filepath.Join(mnt, "disk.img"), filepath.Join(mnt, "fs")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		return fail("%v", err)
+	}
+	if err := os.Truncate(img, 96<<20); err != nil { // sparse: only what is written takes tmpfs pages
+		return fail("%v", err)
+	}
+	if err := os.Mkdir(fsDir, 0o700); err != nil {
+		return fail("%v", err)
+	}
+	for _, c := range [][]string{
+		{"mkfs.ext2", "-q", "-F", img},
+		// mount(8) sets the loop device up to detach itself on unmount.
+		{"mount", "-t", "ext2", "-o", "loop,errors=continue", img, fsDir},
+	} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			return fail("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	defer syscall.Unmount(fsDir, 0)
+	dir := filepath.Join(fsDir, "pxe.db")
+
+	syncErrs := make(chan error, 100)
+	open := func() (*Store, error) {
+		return Open(dir, Options{Logger: quiet, SyncInterval: 20 * time.Millisecond, OnSyncError: func(err error) {
+			select {
+			case syncErrs <- err:
+			default:
+			}
+		}})
+	}
+	s, err := open()
+	if err != nil {
+		return fail("open: %v", err)
+	}
+	defer func() { s.Close() }()
+	flagged, refused, consumed := macN(0), macN(1), macN(2)
+	for _, m := range []MAC{flagged, consumed} {
+		if _, err := s.SetReinstall(m, true, t0); err != nil {
+			return fail("SetReinstall %s before the failure: %v", m, err)
+		}
+	}
+	if _, ev, err := s.RecordBoot(consumed, Sighting{Time: t0}, localDecision); err != nil || ev.Decision != DecisionReinstall {
+		return fail("the boot of %s before the failure: %+v, %v", consumed, ev, err)
+	}
+	if err := s.Ping(); err != nil {
+		return fail("Ping before the failure: %v", err)
+	}
+
+	// Fill the tmpfs, in bounded steps: the image can no longer grow.
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		return fail("%v", err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < 32; i++ {
+		if _, err = f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		return fail("filling the tmpfs: %v, want ENOSPC", err)
+	}
+
+	// Boots of new machines, which sync only in the background, until the
+	// sync loop meets the failed write-back (bounded: 5,000 boots, 30 s).
+	var syncErr error
+	deadline := time.Now().Add(30 * time.Second)
+	boots := 0
+	for ; syncErr == nil && boots < 5000 && time.Now().Before(deadline); boots++ {
+		if _, _, err := s.RecordBoot(macN(1000+boots), Sighting{Time: t0, IP: "203.0.113.7"}, localDecision); err != nil {
+			return fail("boot %d, before the sync failed: %v", boots, err)
+		}
+		if boots%50 == 49 {
+			select {
+			case syncErr = <-syncErrs:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	if syncErr == nil {
+		return fail("no sync failed after %d boots on a file system that cannot write back", boots)
+	}
+	say("the sync loop failed after %d boots: %v", boots, syncErr)
+	var fe *fsyncError
+	if !errors.As(syncErr, &fe) || !strings.Contains(syncErr.Error(), dir) {
+		return fail("the sync loop's error is not a failed sync naming the database's file: %v", syncErr)
+	}
+
+	refusals := func(when string) int {
+		err := s.Ping()
+		if !errors.Is(err, ErrSyncFailed) || !strings.Contains(err.Error(), "database at "+dir) || !strings.Contains(err.Error(), "restart") {
+			return fail("Ping %s: %v, want ErrSyncFailed naming the database and the way out", when, err)
+		}
+		if _, err := s.SetReinstall(refused, true, t0); !errors.Is(err, ErrSyncFailed) {
+			return fail("SetReinstall %s: %v, want ErrSyncFailed", when, err)
+		}
+		if _, err := s.Get(refused); !errors.Is(err, ErrNotFound) {
+			return fail("the refused SetReinstall %s was committed: %v", when, err)
+		}
+		if _, _, err := s.RecordBoot(flagged, Sighting{Time: t0}, localDecision); !errors.Is(err, ErrSyncFailed) {
+			return fail("the boot of flagged %s %s: %v, want ErrSyncFailed", flagged, when, err)
+		}
+		if n, err := s.Get(flagged); err != nil || n.State != StateReinstall {
+			return fail("the refused boot %s consumed the flag: %+v, %v", when, n, err)
+		}
+		if _, ev, err := s.RecordBoot(macN(900), Sighting{Time: t0}, localDecision); err != nil || ev.Decision != DecisionLocal {
+			return fail("a boot that changes no state %s: %+v, %v", when, ev, err)
+		}
+		return 0
+	}
+	if refusals("after the failed sync") != 0 {
+		return 1
+	}
+
+	// Space back: the kernel reported the error once, so a sync now
+	// succeeds, and proves nothing about the pages it dropped.
+	if err := os.Remove(filler); err != nil {
+		return fail("%v", err)
+	}
+	if err := s.syncWAL(); err != nil {
+		return fail("syncWAL with space back: %v (the kernel should report a write-back error once)", err)
+	}
+	s.acks.mu.Lock()
+	marked := s.acks.st.synced
+	s.acks.mu.Unlock()
+	if err := s.syncAndMark(); err != nil {
+		return fail("syncAndMark with space back: %v", err)
+	}
+	s.acks.mu.Lock()
+	now := s.acks.st.synced
+	s.acks.mu.Unlock()
+	if now != marked {
+		return fail("a sync mark was written after the failed sync: %d, was %d", now, marked)
+	}
+	if refusals("with space back and a sync that succeeded") != 0 {
+		return 1
+	}
+
+	if err := s.Close(); err != nil {
+		return fail("Close: %v", err)
+	}
+	if s, err = open(); err != nil {
+		return fail("reopening: %v", err)
+	}
+	if err := s.Ping(); err != nil {
+		return fail("Ping after the reopen: %v", err)
+	}
+	for m, want := range map[MAC]State{flagged: StateReinstall, consumed: StateInstalling, macN(1000): StateLocal, macN(900): StateLocal} {
+		if n, err := s.Get(m); err != nil || n.State != want {
+			return fail("after the reopen, %s: %+v, %v; want state %s", m, n, err, want)
+		}
+	}
+	if _, err := s.Get(refused); !errors.Is(err, ErrNotFound) {
+		return fail("after the reopen, the refused %s: %v", refused, err)
+	}
+	say("ok refused durable writes from the failed sync on, kept every acknowledged one")
+	return 0
+}
