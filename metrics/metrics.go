@@ -62,7 +62,7 @@ type Metrics struct {
 }
 
 // StoreOps are the op label values of pxe_pilot_store_errors_total.
-var StoreOps = []string{"record_boot", "ping", "mark_installed", "list", "get", "delete", "events", "set_reinstall", "set_local_boot", "update", "report"}
+var StoreOps = []string{"record_boot", "ping", "mark_installed", "list", "get", "delete", "events", "set_reinstall", "set_local_boot", "update", "report", "sync"}
 
 // New registers every collector on a fresh registry, together with the Go
 // runtime and process collectors and pxe_pilot_build_info.

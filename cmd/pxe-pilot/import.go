@@ -53,7 +53,7 @@ func runImport(args []string, getenv func(string) string, stdout, stderr io.Writ
 	defer cleanup()
 
 	cfg.Store.Etcd.Logger = log
-	dst, where, err := openStore(cfg, log)
+	dst, where, err := openStore(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "pxe-pilot: import: %v\n", err)
 		return 1

@@ -33,7 +33,8 @@ type server interface {
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("pxe-pilot starting", "version", version)
 	deriveBaseURL(&cfg, log)
-	st, where, err := openStore(cfg, log)
+	m := metrics.New(version)
+	st, where, err := openStore(cfg, log, func(error) { m.StoreErrors.WithLabelValues("sync").Inc() })
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,6 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}()
 
-	m := metrics.New(version)
 	m.RegisterNodeGauge(store.StateNames(), store.NamedCounts(st.CountByState))
 
 	bins, err := assets.LoadBinaries(assets.Options{Dir: cfg.IPXEDir, ARM64: cfg.IPXEARM64})

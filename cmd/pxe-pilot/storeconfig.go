@@ -85,10 +85,11 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 
 // openStore opens the node store PXE_STORE chose. The appliance starts
 // while etcd is unreachable: /health answers 503 and machines boot their
-// disks until it answers.
-func openStore(cfg config, log *slog.Logger) (store.Backend, string, error) {
+// disks until it answers. onSyncError (may be nil) hears each failure of
+// the embedded store's background sync.
+func openStore(cfg config, log *slog.Logger, onSyncError func(error)) (store.Backend, string, error) {
 	if cfg.Store.Etcd == nil {
-		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory, Sizing: cfg.Store.Sizing})
+		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory, Sizing: cfg.Store.Sizing, OnSyncError: onSyncError})
 		return st, "badger at " + cfg.DatabasePath, err
 	}
 	if cfg.Store.Sizing != store.SizingSmall {
