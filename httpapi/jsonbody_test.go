@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,6 +68,35 @@ func TestLocalBootSecondObjectAfterSpaces(t *testing.T) {
 		t.Fatalf("a refused body set the script: %q", n.LocalBootScript)
 	}
 	wantCode(t, e.do("PUT", "/nodes/"+mac+"/local-boot-config", `{"script":"exit 1"}`+"\n"), http.StatusOK)
+}
+
+// The node settings and the profile assignment read their bodies the same
+// way: a second object after the first, hidden behind white space or not,
+// is refused and changes nothing, and a body over the limit is a 413 that
+// names it (they used to decode the first object and answer 200).
+func TestSettingsSecondObject(t *testing.T) {
+	e := newEnv(t, nil)
+	const mac = "52:54:00:00:00:82"
+	wantScript(t, e.boot(mac, "efi"), http.StatusOK)
+	for _, c := range []struct {
+		method, path, first, second string
+		limit                       int
+	}{
+		{"PATCH", "/nodes/" + mac, `{"hostname":"web1"}`, `{"hostname":"web2"}`, 64 << 10},
+		{"PUT", "/nodes/" + mac + "/profile", `{"profile":"default"}`, `{"profile":"nope"}`, 4 << 10},
+	} {
+		wantJSONError(t, e.do(c.method, c.path, c.first+c.second), http.StatusBadRequest, "exactly one JSON object")
+		wantJSONError(t, e.do(c.method, c.path, c.first+strings.Repeat(" ", c.limit/2)+c.second), http.StatusBadRequest, "exactly one JSON object")
+		wantJSONError(t, e.do(c.method, c.path, c.first+strings.Repeat(" ", c.limit)+c.second), http.StatusRequestEntityTooLarge, fmt.Sprintf("%d bytes", c.limit))
+		if n := e.node(mac); n.Hostname != "" || n.Profile != "" {
+			t.Fatalf("%s %s: a refused body changed the node: hostname %q, profile %q", c.method, c.path, n.Hostname, n.Profile)
+		}
+	}
+	wantCode(t, e.do("PATCH", "/nodes/"+mac, `{"hostname":"web1"}`+"\n"), http.StatusOK)
+	wantCode(t, e.do("PUT", "/nodes/"+mac+"/profile", `{"profile":"default"} `), http.StatusOK)
+	if n := e.node(mac); n.Hostname != "web1" || n.Profile != "default" {
+		t.Fatalf("the accepted bodies did not apply: hostname %q, profile %q", n.Hostname, n.Profile)
+	}
 }
 
 // FuzzDecodeOneJSON: decodeOneJSON accepts a body exactly when it fits the

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -95,10 +93,8 @@ func (s *Server) patchNode(w http.ResponseWriter, r *http.Request, p httprouter.
 		return
 	}
 	var b settingsBody
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeError(w, http.StatusBadRequest, `body must be JSON like {"profile": "debian", "hostname": "web1", "labels": {"rack": "r1"}, "vars": {"disk": "/dev/sda"}}: `+jsonProblem(err))
+	if err := decodeOneJSON(r, 64<<10, &b); err != nil {
+		writeError(w, bodyStatus(err), `body must be JSON like {"profile": "debian", "hostname": "web1", "labels": {"rack": "r1"}, "vars": {"disk": "/dev/sda"}}: `+err.Error())
 		return
 	}
 	if err := s.checkSettings(b); err != nil {
@@ -181,14 +177,13 @@ func (s *Server) putProfile(w http.ResponseWriter, r *http.Request, p httprouter
 	var b struct {
 		Profile *string `json:"profile"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil || b.Profile == nil || *b.Profile == "" {
+	err := decodeOneJSON(r, 4<<10, &b)
+	if err != nil || b.Profile == nil || *b.Profile == "" {
 		msg := `body must be JSON like {"profile": "debian"} (DELETE clears the assignment)`
 		if err != nil {
-			msg += ": " + jsonProblem(err)
+			msg += ": " + err.Error()
 		}
-		writeError(w, http.StatusBadRequest, msg)
+		writeError(w, bodyStatus(err), msg)
 		return
 	}
 	s.setProfile(w, p, *b.Profile)
