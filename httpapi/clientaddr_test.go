@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"github.com/pxe-pilot/pxe-pilot/boot"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -66,18 +67,24 @@ func TestBootClientAddrOneRule(t *testing.T) {
 		{"XFF v4-mapped is unmapped", "", "::ffff:198.51.100.80", "198.51.100.80"},
 		{"query zone, XFF good", long, "198.51.100.81", "198.51.100.81"},
 		{"query good beats XFF", "198.51.100.82", "198.51.100.81", "198.51.100.82"},
+		{"query v4-mapped unspecified, XFF good", "::ffff:0.0.0.0", "198.51.100.83", "198.51.100.83"},
+		{"query v4-mapped is unmapped", "::ffff:198.51.100.84", "198.51.100.81", "198.51.100.84"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.TrustedProxies = proxies })
-			target := "/boot?mac=52:54:00:aa:bb:16&platform=pcbios"
-			if tc.query != "" {
-				target += "&ip=" + url.QueryEscape(tc.query)
-			}
-			wantScript(t, e.do("GET", target, "", "X-Forwarded-For", tc.xff), http.StatusOK)
-			if n := e.node("52:54:00:aa:bb:16"); n.LastIP != tc.want {
-				t.Errorf("last_ip = %.60q, want %q", n.LastIP, tc.want)
-			}
-		})
+		// iPXE's /boot and GRUB's /grub take ip= by the same rule (/grub
+		// used to check for the unspecified address before unmapping).
+		for _, path := range []string{"/boot", boot.GRUBConfigPath} {
+			t.Run(tc.name+" "+path, func(t *testing.T) {
+				e := newEnv(t, func(c *Config) { c.TrustedProxies = proxies })
+				target := path + "?mac=52:54:00:aa:bb:16&platform=pcbios"
+				if tc.query != "" {
+					target += "&ip=" + url.QueryEscape(tc.query)
+				}
+				wantCode(t, e.do("GET", target, "", "X-Forwarded-For", tc.xff), http.StatusOK)
+				if n := e.node("52:54:00:aa:bb:16"); n.LastIP != tc.want {
+					t.Errorf("last_ip = %.60q, want %q", n.LastIP, tc.want)
+				}
+			})
+		}
 	}
 }
 

@@ -37,8 +37,8 @@ func (s *Server) routesGRUB(open func(method, path string, h httprouter.Handle))
 func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
 	ip := s.ClientIP(r)
-	if a, err := netip.ParseAddr(q.Get("ip")); err == nil && !a.IsUnspecified() && a.Zone() == "" {
-		ip = a.Unmap().String()
+	if a, err := ClientAddr(q.Get("ip")); err == nil {
+		ip = a.String()
 	}
 	code, body := s.grubFor(q.Get("mac"), ip, store.Facts{Platform: fact(q, "platform"), BuildArch: fact(q, "buildarch")})
 	w.Header().Set("Content-Type", scriptType)
