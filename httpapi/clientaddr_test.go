@@ -1,12 +1,13 @@
 package httpapi
 
 import (
-	"github.com/pxe-pilot/pxe-pilot/boot"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/pxe-pilot/pxe-pilot/boot"
 )
 
 func TestClientAddr(t *testing.T) {
