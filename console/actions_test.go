@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pxe-pilot/pxe-pilot/console"
+	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
 // act posts a node action with the page's token; confirm adds the
@@ -144,5 +146,41 @@ func TestFleetFiltersAndPages(t *testing.T) {
 		if code != http.StatusBadRequest || !strings.Contains(body, msg) {
 			t.Errorf("GET /ui/%s: %d; want 400 saying %s", query, code, msg)
 		}
+	}
+}
+
+// A store failure names the node it was for (reinstall and cancel used to
+// name the empty node the failed call returned: "marking  for
+// reinstall"), and a refused local-boot command is quoted as it was typed
+// (it used to be quoted after validation had emptied it: "“” refused").
+func TestActionProblemsNameTheirInput(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir, store.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SetReinstall(mustMAC(t, mac1), true, time.Now()); err != nil { // so cancel is offered
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The same node, on a store whose disk reserve refuses every write.
+	full, err := store.Open(dir, store.Options{Logger: quiet, MinFree: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	a := newApp(t, testKey, func(c *console.Config) { c.Store = full })
+	b := a.browser()
+	b.signIn(testKey)
+	for action, what := range map[string]string{"reinstall": "marking " + mac1 + " for reinstall", "cancel": "cancelling the reinstall of " + mac1} {
+		if _, _, body := b.act(mac1, action, true, url.Values{}); !strings.Contains(body, "The node store failed while "+what+": ") || !strings.Contains(body, "free") {
+			t.Errorf("%s on a full disk: the page does not say %q and why:\n%s", action, what, body)
+		}
+	}
+	const typed = "sanboot --drive 0x80 --evil"
+	if _, _, body := b.act(mac1, "local-boot", true, url.Values{"script": {typed}}); !strings.Contains(body, "Local-boot command “"+typed+"” refused") {
+		t.Errorf("a refused local-boot command is not quoted as typed:\n%s", body)
 	}
 }

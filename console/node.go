@@ -158,11 +158,12 @@ func (c *Console) actReinstall(w http.ResponseWriter, r *http.Request) {
 		Question: "Mark " + string(n.MAC) + " for reinstall? Its next network boot runs the installer and erases what its profile's installer erases."}) {
 		return
 	}
-	n, err := c.cfg.Store.SetReinstall(n.MAC, true, c.now().UTC())
+	updated, err := c.cfg.Store.SetReinstall(n.MAC, true, c.now().UTC())
 	if err != nil {
 		c.storeProblem(w, r, "marking "+string(n.MAC)+" for reinstall", err)
 		return
 	}
+	n = updated
 	c.cfg.Metrics.ReinstallChanges.WithLabelValues("set").Inc()
 	c.metrics.actions.WithLabelValues("reinstall").Inc()
 	c.log.Info("reinstall set", "mac", n.MAC, "state", n.State, "via", "console")
@@ -182,11 +183,12 @@ func (c *Console) actCancel(w http.ResponseWriter, r *http.Request) {
 		Question: "Cancel the pending reinstall of " + string(n.MAC) + "? It boots its local disk again."}) {
 		return
 	}
-	n, err := c.cfg.Store.SetReinstall(n.MAC, false, c.now().UTC())
+	updated, err := c.cfg.Store.SetReinstall(n.MAC, false, c.now().UTC())
 	if err != nil {
 		c.storeProblem(w, r, "cancelling the reinstall of "+string(n.MAC), err)
 		return
 	}
+	n = updated
 	c.cfg.Metrics.ReinstallChanges.WithLabelValues("clear").Inc()
 	c.metrics.actions.WithLabelValues("cancel").Inc()
 	c.log.Info("reinstall clear", "mac", n.MAC, "state", n.State, "via", "console")
@@ -255,11 +257,12 @@ func (c *Console) actLocalBoot(w http.ResponseWriter, r *http.Request) {
 		script = ""
 	}
 	if script != "" {
-		var err error
-		if script, err = boot.ValidateLocalBootScript(script); err != nil {
+		checked, err := boot.ValidateLocalBootScript(script)
+		if err != nil {
 			c.redirectFlash(w, r, nodeURL(n.MAC), "Local-boot command "+quote(script)+" refused: "+err.Error()+"; nothing was changed.", true)
 			return
 		}
+		script = checked
 	}
 	q := "Set the local-boot command of " + string(n.MAC) + " to “" + script + "”?"
 	if script == "" {
