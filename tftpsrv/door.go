@@ -30,9 +30,10 @@ func (s *Server) verdict(p []byte, src netip.Addr) *RequestError {
 	if rerr != nil {
 		return rerr
 	}
-	if _, ok := s.files[name]; ok {
-		// A well-formed RRQ for a known name: the socket filter held it
-		// back because a limit is reached. No answer: the client
+	_, known := s.files[name]
+	if _, gen := s.generated(name); known || gen {
+		// A well-formed RRQ for a known or generated name: the socket
+		// filter held it back because a limit is reached. No answer: the client
 		// retransmits its RRQ and is served once a slot frees, where any
 		// ERROR would end its boot (doc.go has the table).
 		re := reject(ErrNotDefined, s.heldReason(src), "request for %q held back: too many transfers under way", name)

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +146,75 @@ func TestBusyIsSilentAndRetried(t *testing.T) {
 	})
 	if _, msg, n := second.state(); msg != "" {
 		t.Fatalf("second client: error %q after %d RRQs", msg, n)
+	}
+}
+
+// TestGeneratedHeldBackSilently: a request for a generated name (GRUB's
+// grub/node/<MAC>) held back by a limit gets silence, as a served file's
+// does, so GRUB asks again; it used to get "file not found", which ends
+// its boot.
+func TestGeneratedHeldBackSilently(t *testing.T) {
+	e := startServerWith(t, Config{LoopWindow: -1, Generate: Generator{Prefix: "grub/node/", Make: func(rest string, _ netip.Addr) ([]byte, bool) {
+		return []byte("script for " + rest + "\n"), true
+	}}})
+	e.srv.gateMu.Lock()
+	e.srv.maxActive = 1
+	e.srv.gateMu.Unlock()
+	stop, stopFirst := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	first := startSlowClient(t, "127.0.0.1", e.addr, assets.IPXEEFI, time.Hour, 0, stopFirst, &wg)
+	waitFor(t, "the first transfer to start", func() bool { b, _, _ := first.state(); return b > 0 })
+	held := startSlowClient(t, "127.0.0.1", e.addr, "grub/node/52:54:00:12:34:56", 0, 500*time.Millisecond, stop, &wg)
+	waitFor(t, "the GRUB request to be held back", func() bool {
+		return value(t, e.m.TFTPRejected.WithLabelValues("busy")) >= 1
+	})
+	waitFor(t, "GRUB to retransmit its RRQ", func() bool { _, _, n := held.state(); return n >= 2 })
+	if b, msg, _ := held.state(); b != 0 || msg != "" {
+		t.Fatalf("held-back GRUB request got %d blocks, error %q; want silence", b, msg)
+	}
+	close(stopFirst)
+	waitFor(t, "the retransmitted RRQ to be served to the end", func() bool {
+		return value(t, e.m.TFTPTransfers.WithLabelValues("grub/node/", "completed")) == 1
+	})
+}
+
+// TestGeneratedMadeOnlyWhenAdmitted: a burst of requests for one
+// generated name from one address, none acknowledged. Making GRUB's file
+// records the boot and may consume a reinstall flag, so it must happen
+// only for a request that is then served: requests queued before the
+// socket filter closed reach the transfer socket over the per-client limit
+// and are refused there, and used to have their file made first.
+func TestGeneratedMadeOnlyWhenAdmitted(t *testing.T) {
+	var made atomic.Int32
+	e := startServerWith(t, Config{LoopWindow: -1, Generate: Generator{Prefix: "grub/node/", Make: func(string, netip.Addr) ([]byte, bool) {
+		made.Add(1)
+		return bytes.Repeat([]byte("x"), 5000), true
+	}}})
+	ua, err := net.ResolveUDPAddr("udp4", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.WriteTo(rq(opRRQ, "grub/node/52:54:00:12:34:56", "octet"), ua); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := func() int { return int(value(t, e.m.TFTPTransfers.WithLabelValues("grub/node/", "started"))) }
+	waitFor(t, "the per-client limit to be reached", func() bool { return started() == DefaultPerClientLimit })
+	refused := func() int {
+		return int(value(t, e.m.TFTPRejected.WithLabelValues("client_limit")))
+	}
+	waitFor(t, "all 20 requests to be answered or held", func() bool { return started()+refused() >= 20 })
+	t.Logf("%d transfers started, %d requests refused or held back (%d refused at the transfer socket)",
+		started(), refused(), strings.Count(e.logText(), "too many transfers under way"))
+	if int(made.Load()) != started() {
+		t.Fatalf("the file was made %d times for %d transfers started", made.Load(), started())
 	}
 }
 

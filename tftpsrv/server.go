@@ -323,12 +323,15 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		client = client.Unmap()
 		clientAddr = ra.String()
 	}
-	name, rerr := s.clean(filename)
-	f, ok := s.lookup(name, client)
-	if rerr != nil || !ok {
+	notFound := func() error {
 		s.m.TFTPRejected.WithLabelValues("not_found").Inc()
 		s.log.Warn("TFTP request for an unknown name reached the transfer socket", "client", clientAddr, "file", filename)
 		return fmt.Errorf("file not found: %q", filename)
+	}
+	name, rerr := s.clean(filename)
+	_, known := s.files[name]
+	if _, gen := s.generated(name); rerr != nil || !known && !gen {
+		return notFound()
 	}
 	// The socket filter holds requests back once a limit is reached; only
 	// requests already queued when it closed get here over a limit.
@@ -338,6 +341,13 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		return fmt.Errorf("server busy (%s): try again", reason)
 	}
 	defer s.release(client)
+	// Only now, with a slot taken, is a generated file made: making GRUB's
+	// records the boot and may consume a reinstall flag, which a refused
+	// request must not.
+	f, ok := s.lookup(name, client)
+	if !ok {
+		return notFound()
+	}
 	data, err := f.contents()
 	if err != nil {
 		s.m.TFTPRejected.WithLabelValues("unreadable").Inc()
