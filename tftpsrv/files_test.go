@@ -3,6 +3,7 @@ package tftpsrv
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"strings"
@@ -163,6 +164,51 @@ func TestGeneratedFolder(t *testing.T) {
 	}
 	if got, _, err := pinGet(addr, "/grub/grub.cfg", 512, false); err != nil || string(got) != "# grub.cfg\n" {
 		t.Errorf("grub.cfg next to the generated folder: %q %v", got, err)
+	}
+}
+
+// TestGeneratedFolderStrictMode: the socket filter checks the mode of a
+// name in the generated folder as of any other name (it used to pass the
+// folder's names to pin/tftp whatever followed them), for names up to
+// MaxNameLen long.
+func TestGeneratedFolderStrictMode(t *testing.T) {
+	e := startServerWith(t, Config{LoopWindow: -1, Generate: Generator{Prefix: "grub/node/", Make: func(rest string, _ netip.Addr) ([]byte, bool) {
+		return []byte("script for " + rest + "\n"), true
+	}}})
+	const mac = "grub/node/52:54:00:12:34:56"
+	for _, mode := range []string{"bogus", "mail", "", "octets", "binary"} {
+		r := rawExchange(t, e.addr, rq(opRRQ, mac, mode))
+		if binary.BigEndian.Uint16(r) != opERROR || ErrorCode(binary.BigEndian.Uint16(r[2:])) != ErrIllegalOp {
+			t.Errorf("mode %q: reply %q, want an illegal-operation ERROR", mode, r)
+		}
+	}
+	// The longest generated name: MaxNameLen with its optional slash.
+	longest := "grub/node/" + strings.Repeat("a", MaxNameLen-1-len("grub/node/"))
+	for _, c := range []struct {
+		pkt  []byte
+		want string
+	}{
+		{rq(opRRQ, mac, "OCTET"), "script for 52:54:00:12:34:56\n"},
+		{rq(opRRQ, "/"+mac, "netascii", "blksize", "1468"), "script for 52:54:00:12:34:56\r\n"},
+		{rq(opRRQ, "/"+longest, "octet"), "script for " + longest[len("grub/node/"):] + "\n"},
+	} {
+		r, conn, tid := rawConversation(t, e.addr, c.pkt)
+		if binary.BigEndian.Uint16(r) == opOACK { // options acknowledged: ACK block 0
+			conn.WriteTo([]byte{0, opACK, 0, 0}, tid)
+			buf := make([]byte, 2000)
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("%q: no DATA after the OACK: %v", c.pkt, err)
+			}
+			r = buf[:n]
+		}
+		if binary.BigEndian.Uint16(r) != opDATA || string(r[4:]) != c.want {
+			t.Errorf("%q: reply %q, want DATA %q", c.pkt, r, c.want)
+		}
+		conn.WriteTo(errorPacket(ErrNotDefined, "enough"), tid)
+	}
+	if r := rawExchange(t, e.addr, rq(opRRQ, "/"+longest+"a", "octet")); ErrorCode(binary.BigEndian.Uint16(r[2:])) != ErrIllegalOp {
+		t.Errorf("a name one byte over MaxNameLen: reply %q", r)
 	}
 }
 

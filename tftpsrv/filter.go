@@ -40,8 +40,9 @@ type gate struct {
 // splitProgram builds the classic BPF program that sorts packets arriving
 // at port 69 between the two sockets of the group. A packet goes to the
 // pin/tftp socket only if it is an RRQ of at most MaxRequestLen bytes that
-// ends in a NUL, whose file name is exactly one of names, optionally after
-// one leading '/', followed by the mode "octet" or "netascii" (in any case)
+// ends in a NUL, whose file name is exactly one of names (or, for a name
+// ending in '/', any name in that folder), optionally after one leading
+// '/', followed by the mode "octet" or "netascii" (in any case)
 // and its NUL, and if g does not hold it back. Everything else goes to the
 // door, which parses it in Go and answers it (ParseRequest, CleanName): a
 // request for a known name with a bad mode or without its final NUL gets
@@ -60,6 +61,15 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 		isCondition bool
 	}
 	var prog []ins
+	// scan is the search for the end of a name in a folder: the rest of
+	// the name starts at off and has at most max bytes, so that the whole
+	// name, its slash included, has at most MaxNameLen.
+	type scan struct {
+		label string
+		off   uint32
+		max   int
+	}
+	var scans []scan
 	emit := func(i bpf.Instruction) { prog = append(prog, ins{i: i}) }
 	cond := func(c bpf.JumpTest, v uint32, jt, jf string) {
 		prog = append(prog, ins{i: bpf.JumpIf{Cond: c, Val: v}, jt: jt, jf: jf, isCondition: true})
@@ -96,7 +106,8 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 	label("names")
 	for ni, name := range names {
 		// A name ending in '/' is a folder whose every name goes to
-		// pin/tftp (generated files, files.go); Go checks the rest.
+		// pin/tftp with a good mode (generated files, files.go); Go
+		// checks the rest of the name.
 		folder := strings.HasSuffix(name, "/")
 		for _, slash := range []bool{false, true} {
 			want := []byte(name)
@@ -126,7 +137,11 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 				want = want[size:]
 			}
 			if folder {
-				emit(bpf.RetConstant{Val: sockPin})
+				// The rest of the name is found by a scan placed after
+				// the names (below), out of the way of these short jumps.
+				sc := scan{label: fmt.Sprintf("scan%d%v", ni, slash), off: off, max: MaxNameLen - int(off-2)}
+				scans = append(scans, sc)
+				jump(sc.label)
 				label(next)
 				continue
 			}
@@ -137,6 +152,24 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 		}
 	}
 	jump("door")
+
+	// A folder's name has no fixed length and classic BPF has no loops:
+	// look for the name's NUL at each offset a name of at most MaxNameLen
+	// allows, then check the mode after it like any other name's. A load
+	// past the end stops the program: the door. (Classic BPF jumps only
+	// forward: this sits between the names and the mode.)
+	for _, sc := range scans {
+		label(sc.label)
+		for i := 0; i <= sc.max; i++ {
+			more := fmt.Sprintf("%s.%d", sc.label, i)
+			emit(bpf.LoadAbsolute{Off: sc.off + uint32(i), Size: 1})
+			cond(bpf.JumpNotEqual, 0, more, "")
+			emit(bpf.LoadConstant{Dst: bpf.RegX, Val: sc.off + uint32(i) + 1})
+			jump("mode")
+			label(more)
+		}
+		jump("door")
+	}
 
 	// The mode, at X: "octet" or "netascii" in any case, then a NUL. OR
 	// 0x20 folds ASCII letters to lower case, and only the two cases of
@@ -180,7 +213,11 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 			continue
 		}
 		if in.jump != "" {
-			out[pc] = bpf.Jump{Skip: uint32(pos[in.jump] - pc - 1)}
+			skip := pos[in.jump] - pc - 1
+			if skip < 0 {
+				return nil, fmt.Errorf("tftp socket filter: a jump back to %s; classic BPF jumps only forward", in.jump)
+			}
+			out[pc] = bpf.Jump{Skip: uint32(skip)}
 		}
 		if in.isCondition {
 			j := in.i.(bpf.JumpIf)
