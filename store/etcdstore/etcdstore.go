@@ -256,7 +256,8 @@ func (s *Store) installingKey(m store.MAC) string { return s.prefix + "i/" + str
 // wrote as committed: the next write of that node tries its compare-and-
 // swap on it at once, one round trip instead of two. When another
 // appliance wrote the node since, the swap fails and its Else branch
-// brings the node as stored, so a stale entry costs nothing.
+// brings the node as stored; a refusal decided on the entry is confirmed
+// against etcd before it is given (update).
 type stripe struct {
 	held chan struct{}
 	last *snapshot // guarded by held

@@ -46,17 +46,24 @@ type write struct {
 // extra round trip. The read before a write is serializable (the member
 // answers from its own copy, without asking the leader): a stale answer
 // only makes the compare-and-swap fail, and its Else branch, applied by
-// the leader's log, brings the node as committed.
-func (s *Store) readOps(m store.MAC) []clientv3.Op {
+// the leader's log, brings the node as committed. A refusal decided on
+// such a copy is confirmed first (update), with linearizable reads: a
+// transaction of reads alone, serializable ones, would be answered by the
+// member alone and prove nothing.
+func (s *Store) readOps(m store.MAC, serializable bool) []clientv3.Op {
+	var opt []clientv3.OpOption
+	if serializable {
+		opt = append(opt, clientv3.WithSerializable())
+	}
 	return []clientv3.Op{
-		clientv3.OpGet(s.nodeKey(m), clientv3.WithSerializable()),
-		clientv3.OpGet(s.eventPrefix(m), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithSerializable()),
+		clientv3.OpGet(s.nodeKey(m), opt...),
+		clientv3.OpGet(s.eventPrefix(m), append(opt, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))...),
 	}
 }
 
 func (s *Store) read(ctx context.Context, m store.MAC) (snapshot, error) {
-	resp, err := s.cli.Txn(ctx).Then(s.readOps(m)...).Commit()
+	resp, err := s.cli.Txn(ctx).Then(s.readOps(m, true)...).Commit()
 	if err != nil {
 		return snapshot{}, s.unreachable(err)
 	}
@@ -86,6 +93,14 @@ func snapshotOf(m store.MAC, resp *clientv3.TxnResponse) (snapshot, error) {
 // returns, guarded by the node's ModRevision; on a conflict it reads and
 // mutates again. mutate returning a nil write commits nothing. The whole
 // call, local queueing included, is bounded by Options.Timeout.
+//
+// The first copy of the node (the stripe's last write, or a serializable
+// read) may be stale. A write on it is safe (the compare-and-swap fails),
+// but a refusal or a nil write is not: another appliance may have
+// re-created the node, served an install with a new token or set a flag
+// meanwhile. So an answer that commits nothing is given only on a copy
+// etcd's log vouched for: the Else branch of a failed swap, or a compare
+// that the copy is still the node's newest revision.
 func (s *Store) update(m store.MAC, mutate func(snapshot) (*write, error)) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -101,10 +116,27 @@ func (s *Store) update(m store.MAC, mutate func(snapshot) (*write, error)) error
 		return err
 	}
 	st.last = nil
+	current := false // snap is known to be the node as committed
 	for attempt := 0; attempt < attempts; attempt++ {
 		w, err := mutate(snap)
 		if err != nil || w == nil {
-			return err
+			if current {
+				return err
+			}
+			resp, cerr := s.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(s.nodeKey(m)), "=", snap.rev)).
+				Else(s.readOps(m, false)...).Commit()
+			if cerr != nil {
+				return s.unreachable(cerr)
+			}
+			if resp.Succeeded {
+				return err
+			}
+			if snap, err = snapshotOf(m, resp); err != nil {
+				return err
+			}
+			current = true
+			continue
 		}
 		ops, err := s.ops(m, snap, w)
 		if err != nil {
@@ -112,7 +144,7 @@ func (s *Store) update(m store.MAC, mutate func(snapshot) (*write, error)) error
 		}
 		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(s.nodeKey(m)), "=", snap.rev)).
-			Then(ops...).Else(s.readOps(m)...).Commit()
+			Then(ops...).Else(s.readOps(m, true)...).Commit()
 		if err != nil {
 			return s.unreachable(err)
 		}
@@ -126,6 +158,7 @@ func (s *Store) update(m store.MAC, mutate func(snapshot) (*write, error)) error
 		if snap, err = snapshotOf(m, resp); err != nil {
 			return err
 		}
+		current = true
 		if attempt >= 8 { // a crowd: spread the retries out a little
 			pause := time.Duration(rand.IntN(1000)) * time.Microsecond
 			select {
