@@ -175,8 +175,9 @@ func newServer(cfg Config) (*Server, error) {
 func (s *Server) routes() http.Handler {
 	r := httprouter.New()
 	open := func(method, path string, h httprouter.Handle) { r.Handle(method, path, s.instrument(path, h)) }
+	cop := http.NewCrossOriginProtection()
 	admin := func(method, path string, h httprouter.Handle) {
-		r.Handle(method, path, s.instrument(path, s.requireAdmin(h)))
+		r.Handle(method, path, s.instrument(path, sameOrigin(cop, s.requireAdmin(h))))
 	}
 
 	open(http.MethodGet, "/chain", s.chain)
@@ -305,6 +306,22 @@ func (s *Server) instrument(route string, h httprouter.Handle) httprouter.Handle
 
 // requireAdmin enforces ADMIN_API_KEY. Both sides are hashed first so the
 // constant-time compare also hides the key's length.
+// sameOrigin refuses an admin change a browser sends on behalf of a page
+// of another site (CSRF): without ADMIN_API_KEY the API is open, and any
+// web page a LAN user visits could otherwise POST /nodes/<mac>/reinstall
+// to it (a cross-site form or fetch needs no preflight). Browsers mark such
+// requests (Sec-Fetch-Site, Origin); tools (curl, the CLI, installers) send
+// neither and pass, as do reads (GET, HEAD).
+func sameOrigin(cop *http.CrossOriginProtection, h httprouter.Handle) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+		if err := cop.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "refused: a browser sent this change for a page of another site (Sec-Fetch-Site or Origin), nothing was changed; call the API from a tool (curl, pxe-pilot nodes …) or use the console at /ui/: "+err.Error())
+			return
+		}
+		h(w, r, p)
+	}
+}
+
 func (s *Server) requireAdmin(h httprouter.Handle) httprouter.Handle {
 	if s.cfg.AdminKey == "" {
 		return h
