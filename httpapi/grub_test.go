@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -251,5 +254,79 @@ func TestGRUBRelay(t *testing.T) {
 	}
 	if len(hits) != 2 {
 		t.Errorf("file server hits %v, want one per file", hits)
+	}
+}
+
+// TestGRUBRelayFetchesOnceAndForgets: GRUB's retransmitted requests, and
+// other machines installing the same profile, wait for one fetch of a file
+// and share its body (each request used to fetch it again, and each
+// machine to keep its own copy); the bodies are freed once the plans
+// expire, even when no GRUB asks for anything after them (they used to
+// stay until the next GRUB reinstall).
+func TestGRUBRelayFetchesOnceAndForgets(t *testing.T) {
+	var hits atomic.Int32
+	release := make(chan struct{})
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release // the fetch is slow: every request below arrives during it
+		w.Write([]byte("body of " + r.URL.Path))
+	}))
+	defer files.Close()
+	boot := BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+	// The real clock: the test env's steps a second a call, and the TTL
+	// is shortened to 2 s.
+	e := newEnv(t, func(c *Config) { c.Boot = boot; c.Now = time.Now })
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.relay.ttl = 2 * time.Second
+	macs := []string{"52:54:00:12:34:56", "52:54:00:12:34:57"}
+	for _, mac := range macs {
+		wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+		if body, _ := s.GRUBScript(mac, netip.MustParseAddr("198.51.100.21")); !strings.Contains(string(body), mac+".initrd0") {
+			t.Fatalf("script for %s:\n%s", mac, body)
+		}
+	}
+	var wg sync.WaitGroup
+	bodies := make([]string, 8)
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, _ := s.GRUBScript(macs[i%2]+".initrd0", netip.Addr{})
+			bodies[i] = string(b)
+		}()
+	}
+	for start := time.Now(); hits.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			close(release)
+			t.Fatal("no request fetched the file within 30 s")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the other requests queue behind the fetch
+	close(release)
+	wg.Wait()
+	for i, b := range bodies {
+		if b != "body of /initrd" {
+			t.Errorf("request %d got %q", i, b)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("8 requests from 2 machines for one file: %d fetches, want 1", n)
+	}
+	// No GRUB asks for anything more: the relay forgets by itself.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s.relay.mu.Lock()
+		held := len(s.relay.entries) + len(s.relay.bodies)
+		s.relay.mu.Unlock()
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after a 2 s TTL the relay still holds %d plans and bodies", held)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

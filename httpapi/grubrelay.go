@@ -12,6 +12,7 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/store"
+	"golang.org/x/sync/singleflight"
 )
 
 // The relay: Debian's signed GRUB fetches only over TFTP (it has no http
@@ -32,14 +33,54 @@ const relayMax = 1 << 30
 
 type relayEntry struct {
 	urls    map[string]string // file suffix -> URL
-	bodies  map[string][]byte
+	expires time.Time
+}
+
+// relayBody is a fetched file, kept for the relay's TTL after the fetch or
+// after the newest plan naming it, whichever is later.
+type relayBody struct {
+	body    []byte
 	expires time.Time
 }
 
 type relay struct {
 	mu      sync.Mutex
 	entries map[store.MAC]*relayEntry
+	// bodies are by URL: the machines installing one profile share its
+	// kernel and initrd, tens of MB each.
+	bodies map[string]*relayBody
+	// fetches are by URL too: GRUB retransmits its request while a big
+	// initrd is being fetched, and other machines may ask for the same
+	// file meanwhile; all of them wait for one fetch.
+	fetches singleflight.Group
 	client  *http.Client
+	ttl     time.Duration // relayTTL; tests shorten it
+}
+
+// prune forgets the plans and bodies that expired by now. Called with mu
+// held.
+func (r *relay) prune(now time.Time) {
+	for mac, e := range r.entries {
+		if now.After(e.expires) {
+			delete(r.entries, mac)
+		}
+	}
+	for u, b := range r.bodies {
+		if now.After(b.expires) {
+			delete(r.bodies, u)
+		}
+	}
+}
+
+// pruneLater prunes again once what was just added may have expired, so
+// a relayed initrd does not stay in memory when no GRUB asks for anything
+// after it.
+func (s *Server) pruneLater() {
+	time.AfterFunc(s.relay.ttl+time.Second, func() {
+		s.relay.mu.Lock()
+		defer s.relay.mu.Unlock()
+		s.relay.prune(s.now())
+	})
 }
 
 // relayPlan rewrites a GRUB reinstall plan's http(s) URLs into relayed
@@ -67,14 +108,17 @@ func (s *Server) relayPlan(p boot.Plan) boot.Plan {
 		return p
 	}
 	now := s.now()
+	expires := now.Add(s.relay.ttl)
 	s.relay.mu.Lock()
 	defer s.relay.mu.Unlock()
-	for mac, e := range s.relay.entries {
-		if now.After(e.expires) {
-			delete(s.relay.entries, mac)
+	s.relay.prune(now)
+	s.relay.entries[p.MAC] = &relayEntry{urls: urls, expires: expires}
+	for _, u := range urls {
+		if b := s.relay.bodies[u]; b != nil {
+			b.expires = expires
 		}
 	}
-	s.relay.entries[p.MAC] = &relayEntry{urls: urls, bodies: map[string][]byte{}, expires: now.Add(relayTTL)}
+	s.pruneLater()
 	return p
 }
 
@@ -91,34 +135,42 @@ func (s *Server) relayed(name string) ([]byte, bool) {
 	}
 	suffix := name[i+1:]
 	s.relay.mu.Lock()
+	s.relay.prune(s.now())
+	var u string
+	var cached *relayBody
 	e := s.relay.entries[mac]
-	if e == nil || s.now().After(e.expires) {
-		s.relay.mu.Unlock()
-		return nil, false
+	if e != nil {
+		u = e.urls[suffix]
+		cached = s.relay.bodies[u]
 	}
-	u, ok := e.urls[suffix]
-	body, cached := e.bodies[suffix]
 	s.relay.mu.Unlock()
-	if !ok {
+	switch {
+	case u == "":
 		return nil, false
+	case cached != nil:
+		return cached.body, true
 	}
-	if cached {
-		return body, true
-	}
-	start := time.Now()
-	body, err = s.fetch(u)
+	v, err, _ := s.relay.fetches.Do(u, func() (any, error) {
+		start := time.Now()
+		body, err := s.fetch(u)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("grub: relayed an installer file over TFTP", "mac", mac, "file", suffix, "url", u, "bytes", len(body),
+			"fetch", time.Since(start).Round(time.Millisecond).String())
+		s.relay.mu.Lock()
+		defer s.relay.mu.Unlock()
+		s.relay.bodies[u] = &relayBody{body: body, expires: s.now().Add(s.relay.ttl)}
+		s.pruneLater()
+		return body, nil
+	})
 	if err != nil {
 		// GRUB then gets "file not found" (counted by the TFTP server
 		// as not_found) and the script falls through to the local disk.
 		s.log.Warn("grub: relaying an installer file failed", "mac", mac, "file", suffix, "url", u, "err", err)
 		return nil, false
 	}
-	s.log.Info("grub: relayed an installer file over TFTP", "mac", mac, "file", suffix, "url", u, "bytes", len(body),
-		"fetch", time.Since(start).Round(time.Millisecond).String())
-	s.relay.mu.Lock()
-	e.bodies[suffix] = body
-	s.relay.mu.Unlock()
-	return body, true
+	return v.([]byte), true
 }
 
 func (s *Server) fetch(u string) ([]byte, error) {
