@@ -317,7 +317,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	next := safeNext(r.PostForm.Get("next"))
 	ip := c.clientIP(r)
-	if wait := c.cfg.KeyGuard.Wait(ip); wait > 0 {
+	ok, wait, exhausted := c.cfg.KeyGuard.Check(ip, func() bool { return c.keyOK(r.PostForm.Get("key")) })
+	if wait > 0 {
 		secs := keyguard.Seconds(wait)
 		c.metrics.logins.WithLabelValues("limited").Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -325,10 +326,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			Flash: flash{Msg: fmt.Sprintf("Too many wrong admin keys from %s: try again in %d s (%s).", ip, secs, c.cfg.KeyGuard.Policy()), Error: true}, Data: next})
 		return
 	}
-	if !c.keyOK(r.PostForm.Get("key")) {
+	if !ok {
 		c.metrics.logins.WithLabelValues("wrong_key").Inc()
 		c.log.Warn("console: sign-in refused (wrong admin key)", "remote", ip)
-		if c.cfg.KeyGuard.Failed(ip) {
+		if exhausted {
 			c.log.Warn("console: one address spent all its tries on wrong admin keys; it waits before the next", "remote", ip, "policy", c.cfg.KeyGuard.Policy())
 		}
 		c.render(w, r, http.StatusUnauthorized, "login", &pageData{Title: "Sign in", Session: se,

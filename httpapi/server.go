@@ -356,18 +356,19 @@ func (s *Server) adminKey(w http.ResponseWriter, r *http.Request) (admin, answer
 		return false, false
 	}
 	ip := s.ClientIP(r)
-	if wait := s.cfg.KeyGuard.Wait(ip); wait > 0 {
+	ok, wait, exhausted := s.cfg.KeyGuard.Check(ip, func() bool { return s.isAdmin(r) })
+	switch {
+	case wait > 0:
 		s.m.AdminKeyRefusals.WithLabelValues("limited").Inc()
 		secs := keyguard.Seconds(wait)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many wrong API keys from %s: try again in %d s (%s); nothing was changed", ip, secs, s.cfg.KeyGuard.Policy()))
 		return false, true
-	}
-	if s.isAdmin(r) {
+	case ok:
 		return true, false
 	}
 	s.m.AdminKeyRefusals.WithLabelValues("wrong_key").Inc()
-	if s.cfg.KeyGuard.Failed(ip) {
+	if exhausted {
 		s.log.Warn("admin API: one address spent all its tries on wrong API keys; it waits before the next", "ip", ip, "policy", s.cfg.KeyGuard.Policy())
 	}
 	return false, false

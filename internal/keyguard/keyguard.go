@@ -70,6 +70,30 @@ func key(client string) netip.Addr {
 	return a
 }
 
+// Check tries a key for client: when client has a try left, right
+// compares the key (true: the key is right) and a wrong key spends the
+// try. wait > 0 means client had none left and right was not called;
+// exhausted reports a wrong key that was client's last try for now (the
+// caller logs it once). The check, the compare and the spending are one
+// step under the Guard's lock: separately, concurrent wrong keys all
+// passed the check before any of them was spent (11 compared against 10
+// tries in 6 of 40 runs of 16 parallel keys). right must be quick: it
+// runs under the lock (a constant-time compare of two hashes).
+func (g *Guard) Check(client string, right func() bool) (ok bool, wait time.Duration, exhausted bool) {
+	if g == nil {
+		return right(), 0, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if wait := g.waitLocked(client); wait > 0 {
+		return false, wait, false
+	}
+	if right() {
+		return true, 0, false
+	}
+	return false, 0, g.failedLocked(client)
+}
+
 // Wait is how long client must wait before it may try a key again; 0: it
 // may try now.
 func (g *Guard) Wait(client string) time.Duration {
@@ -78,6 +102,10 @@ func (g *Guard) Wait(client string) time.Duration {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.waitLocked(client)
+}
+
+func (g *Guard) waitLocked(client string) time.Duration {
 	l := g.m[key(client)]
 	if l == nil {
 		return 0
@@ -99,9 +127,13 @@ func (g *Guard) Failed(client string) (exhausted bool) {
 	if g == nil {
 		return false
 	}
-	k, now := key(client), g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.failedLocked(client)
+}
+
+func (g *Guard) failedLocked(client string) (exhausted bool) {
+	k, now := key(client), g.now()
 	l := g.m[k]
 	if l == nil {
 		if len(g.m) >= MaxClients {
