@@ -32,6 +32,7 @@ const (
 	ReasonUnknownArch  Reason = "unknown_arch"  // option 93 / option 60 arch we have no binary for
 	ReasonClassArch    Reason = "class_arch"    // HTTPClient with a PXE arch, or PXEClient with an HTTP arch
 	ReasonNoARM64      Reason = "arm64_missing" // arm64 client, no arm64 binary configured
+	ReasonIA32         Reason = "ia32"          // 32-bit UEFI client: no IA32 iPXE is served
 	ReasonUnknownMAC   Reason = "unknown_mac"   // KnownMAC said no (PXE_DHCP_ONLY_KNOWN)
 	ReasonLookupFailed Reason = "lookup_error"  // KnownMAC failed
 	ReasonBusy         Reason = "busy"          // too many KnownMAC lookups in flight
@@ -42,7 +43,7 @@ var Reasons = []Reason{
 	ReasonTruncated, ReasonOversized, ReasonBadMagic, ReasonMalformed,
 	ReasonBootReply, ReasonOwnPacket, ReasonNotEthernet, ReasonNotPXE,
 	ReasonMessageType, ReasonNotForUs, ReasonUnknownArch, ReasonClassArch,
-	ReasonNoARM64, ReasonUnknownMAC, ReasonLookupFailed, ReasonBusy,
+	ReasonNoARM64, ReasonIA32, ReasonUnknownMAC, ReasonLookupFailed, ReasonBusy,
 }
 
 // Stage labels: the firmware's own PXE/HTTP client, or iPXE already running.
@@ -228,10 +229,12 @@ func Classify(req *dhcpv4.DHCPv4, in Inbound, p Policy) (Boot, Reason) {
 		if arch == archHTTPX64 {
 			b.File, b.HTTP = p.BaseURL+"/ipxe/"+p.EFIBinary, true
 		}
-	case archEFIIA32:
-		b.File = p.EFIBinary
-	case archHTTPIA32:
-		b.File, b.HTTP = p.BaseURL+"/ipxe/"+p.EFIBinary, true
+	case archEFIIA32, archHTTPIA32:
+		// Every binary served is x86_64 (Debian builds no IA32 iPXE,
+		// shim or GRUB), which 32-bit UEFI cannot load: offering it would
+		// only make the machine download it and fail, while another
+		// server on the LAN might have an IA32 loader.
+		return Boot{}, ReasonIA32
 	case archEFIARM64, archHTTPARM64:
 		if arch == archEFIARM64 && p.ShimAA64 != "" && p.loader(req.ClientHWAddr) == LoaderShim {
 			b.File, b.Loader = p.ShimAA64, LoaderShim

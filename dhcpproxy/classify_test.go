@@ -294,9 +294,9 @@ func TestVariants(t *testing.T) {
 			stage: StageFirmware, arch: "http-arm64", msgType: dhcpv4.MessageTypeOffer,
 			file: "http://203.0.113.2:8000/ipxe/ipxe-arm64.efi", opt67: "http://203.0.113.2:8000/ipxe/ipxe-arm64.efi",
 			class: "HTTPClient", guid: true, dest: bcast68}},
-		{"efi-ia32", mutate(t, "uefi-x64-pxe-discover.bin", setArch(6)), Inbound{PortDHCP, bc}, testPolicy, want{
-			stage: StageFirmware, arch: "efi-x86", msgType: dhcpv4.MessageTypeOffer,
-			file: "ipxe.efi", class: "PXEClient", guid: true, dest: bcast68}},
+		// 32-bit UEFI cannot load the x86_64 binaries served: no answer.
+		{"efi-ia32", mutate(t, "uefi-x64-pxe-discover.bin", setArch(6)), Inbound{PortDHCP, bc}, testPolicy, want{reason: ReasonIA32}},
+		{"http-ia32", mutate(t, "uefi-x64-http-discover.bin", setArch(15)), Inbound{PortDHCP, bc}, testPolicy, want{reason: ReasonIA32}},
 		{"efi-bc", mutate(t, "uefi-x64-pxe-discover.bin", setArch(9)), Inbound{PortDHCP, bc}, testPolicy, want{
 			stage: StageFirmware, arch: "efi-x64", msgType: dhcpv4.MessageTypeOffer,
 			file: "ipxe.efi", class: "PXEClient", guid: true, dest: bcast68}},

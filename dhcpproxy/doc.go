@@ -28,11 +28,13 @@
 //   - User class (option 77) "iPXE": iPXE is already running, give it
 //     BaseURL+"/chain" over HTTP whatever the architecture.
 //   - Arch 0, BIOS PXE ROM: undionly.kpxe over TFTP.
-//   - Arch 6, 7, 9 (UEFI IA32, x64, EFI BC): the configured EFI binary
-//     (ipxe.efi or snponly.efi) over TFTP.
+//   - Arch 7, 9 (UEFI x64, EFI BC): the configured EFI binary (ipxe.efi
+//     or snponly.efi) over TFTP.
+//   - Arch 6 and 15 (32-bit UEFI): ignored with a reason. Every binary
+//     served is x86_64, which such firmware cannot load.
 //   - Arch 11 (UEFI arm64): the arm64 binary if one is configured; else the
 //     packet is ignored with a reason, so another server may answer.
-//   - Arch 15, 16, 19 (UEFI HTTP Boot, IA32/x64/arm64): the binary's URL,
+//   - Arch 16, 19 (UEFI HTTP Boot, x64/arm64): the binary's URL,
 //     BaseURL+"/ipxe/"+name, with option 60 "HTTPClient" in the reply
 //     (EDK2's HTTP Boot driver drops offers that do not carry it).
 //   - Anything else, including non-PXE clients, is ignored and counted by a

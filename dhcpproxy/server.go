@@ -248,10 +248,15 @@ func (s *Server) readLoop(c *net.UDPConn, port Port) error {
 
 func (s *Server) ignored(r Result, src *net.UDPAddr, port Port) {
 	s.m.DHCPIgnored.WithLabelValues(string(r.Reason)).Inc()
-	if r.Reason == ReasonNoARM64 {
+	switch r.Reason {
+	case ReasonNoARM64:
 		// Actionable, so above debug: the machine will not boot
 		// until someone supplies an arm64 iPXE.
 		s.log.Info("ProxyDHCP: arm64 UEFI client ignored, no arm64 iPXE binary configured (set PXE_IPXE_ARM64_EFI)",
+			"mac", r.MAC.String(), "port", int(port))
+		return
+	case ReasonIA32:
+		s.log.Info("ProxyDHCP: 32-bit UEFI client ignored: every loader served is x86_64, which it cannot run (switch its firmware to legacy BIOS boot, or serve it from another PXE server)",
 			"mac", r.MAC.String(), "port", int(port))
 		return
 	}
