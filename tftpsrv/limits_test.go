@@ -120,63 +120,43 @@ func (sc *slowClient) state() (blocks int, errMsg string, rrqs int) {
 // TestBusyIsSilentAndRetried fills the transfer cap with one slow transfer:
 // the next request gets no answer at all (an ERROR would end a firmware's
 // boot), is counted as busy, and is served when the client retransmits its
-// RRQ after the slot has freed.
+// RRQ after the slot has freed. The same for a generated name (GRUB's
+// grub/node/<MAC>), which used to get "file not found".
 func TestBusyIsSilentAndRetried(t *testing.T) {
-	e := startServerWith(t, Config{LoopWindow: -1})
-	e.srv.gateMu.Lock()
-	e.srv.maxActive = 1
-	e.srv.gateMu.Unlock()
-	stop, stopFirst := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(stop); wg.Wait() }()
+	for _, c := range []struct{ test, name, label string }{
+		{"served file", assets.UndionlyKPXE, assets.UndionlyKPXE},
+		{"generated file", "grub/node/52:54:00:12:34:56", "grub/node/"},
+	} {
+		t.Run(c.test, func(t *testing.T) {
+			e := startServerWith(t, Config{LoopWindow: -1, Generate: Generator{Prefix: "grub/node/", Make: func(rest string, _ netip.Addr) ([]byte, bool) {
+				return []byte("script for " + rest + "\n"), true
+			}}})
+			e.srv.gateMu.Lock()
+			e.srv.maxActive = 1
+			e.srv.gateMu.Unlock()
+			stop, stopFirst := make(chan struct{}), make(chan struct{})
+			var wg sync.WaitGroup
+			defer func() { close(stop); wg.Wait() }()
 
-	first := startSlowClient(t, "127.0.0.1", e.addr, assets.IPXEEFI, time.Hour, 0, stopFirst, &wg)
-	waitFor(t, "the first transfer to start", func() bool { b, _, _ := first.state(); return b > 0 })
-	second := startSlowClient(t, "127.0.0.1", e.addr, assets.UndionlyKPXE, 0, 500*time.Millisecond, stop, &wg)
-	waitFor(t, "the second request to be held back", func() bool {
-		return value(t, e.m.TFTPRejected.WithLabelValues("busy")) >= 1
-	})
-	waitFor(t, "the second client to retransmit its RRQ", func() bool { _, _, n := second.state(); return n >= 2 })
-	if b, msg, _ := second.state(); b != 0 || msg != "" {
-		t.Fatalf("held-back client got %d blocks, error %q; want silence", b, msg)
+			first := startSlowClient(t, "127.0.0.1", e.addr, assets.IPXEEFI, time.Hour, 0, stopFirst, &wg)
+			waitFor(t, "the first transfer to start", func() bool { b, _, _ := first.state(); return b > 0 })
+			second := startSlowClient(t, "127.0.0.1", e.addr, c.name, 0, 500*time.Millisecond, stop, &wg)
+			waitFor(t, "the second request to be held back", func() bool {
+				return value(t, e.m.TFTPRejected.WithLabelValues("busy")) >= 1
+			})
+			waitFor(t, "the second client to retransmit its RRQ", func() bool { _, _, n := second.state(); return n >= 2 })
+			if b, msg, _ := second.state(); b != 0 || msg != "" {
+				t.Fatalf("held-back client got %d blocks, error %q; want silence", b, msg)
+			}
+			close(stopFirst)
+			waitFor(t, "the retransmitted RRQ to be served to the end", func() bool {
+				return value(t, e.m.TFTPTransfers.WithLabelValues(c.label, "completed")) == 1
+			})
+			if _, msg, n := second.state(); msg != "" {
+				t.Fatalf("second client: error %q after %d RRQs", msg, n)
+			}
+		})
 	}
-	close(stopFirst)
-	waitFor(t, "the retransmitted RRQ to be served to the end", func() bool {
-		return value(t, e.m.TFTPTransfers.WithLabelValues(assets.UndionlyKPXE, "completed")) == 1
-	})
-	if _, msg, n := second.state(); msg != "" {
-		t.Fatalf("second client: error %q after %d RRQs", msg, n)
-	}
-}
-
-// TestGeneratedHeldBackSilently: a request for a generated name (GRUB's
-// grub/node/<MAC>) held back by a limit gets silence, as a served file's
-// does, so GRUB asks again; it used to get "file not found", which ends
-// its boot.
-func TestGeneratedHeldBackSilently(t *testing.T) {
-	e := startServerWith(t, Config{LoopWindow: -1, Generate: Generator{Prefix: "grub/node/", Make: func(rest string, _ netip.Addr) ([]byte, bool) {
-		return []byte("script for " + rest + "\n"), true
-	}}})
-	e.srv.gateMu.Lock()
-	e.srv.maxActive = 1
-	e.srv.gateMu.Unlock()
-	stop, stopFirst := make(chan struct{}), make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(stop); wg.Wait() }()
-	first := startSlowClient(t, "127.0.0.1", e.addr, assets.IPXEEFI, time.Hour, 0, stopFirst, &wg)
-	waitFor(t, "the first transfer to start", func() bool { b, _, _ := first.state(); return b > 0 })
-	held := startSlowClient(t, "127.0.0.1", e.addr, "grub/node/52:54:00:12:34:56", 0, 500*time.Millisecond, stop, &wg)
-	waitFor(t, "the GRUB request to be held back", func() bool {
-		return value(t, e.m.TFTPRejected.WithLabelValues("busy")) >= 1
-	})
-	waitFor(t, "GRUB to retransmit its RRQ", func() bool { _, _, n := held.state(); return n >= 2 })
-	if b, msg, _ := held.state(); b != 0 || msg != "" {
-		t.Fatalf("held-back GRUB request got %d blocks, error %q; want silence", b, msg)
-	}
-	close(stopFirst)
-	waitFor(t, "the retransmitted RRQ to be served to the end", func() bool {
-		return value(t, e.m.TFTPTransfers.WithLabelValues("grub/node/", "completed")) == 1
-	})
 }
 
 // TestGeneratedMadeOnlyWhenAdmitted: a burst of requests for one
