@@ -238,8 +238,16 @@ func splitProgram(names []string, g gate) ([]bpf.RawInstruction, error) {
 		}
 		pc++
 	}
+	if len(out) > bpfMaxInsns {
+		return nil, fmt.Errorf("tftp socket filter: %d instructions, over classic BPF's %d", len(out), bpfMaxInsns)
+	}
 	return bpf.Assemble(out)
 }
+
+// bpfMaxInsns is the kernel's limit on a classic BPF program (BPF_MAXINSNS).
+// The appliance's names, a generated folder's scans and a full gate take
+// about 2,400.
+const bpfMaxInsns = 4096
 
 // listenSplit binds the two sockets of port 69 in one SO_REUSEPORT group and
 // attaches the program that sorts requests between them.
