@@ -10,6 +10,7 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/profiles"
 	"github.com/pxe-pilot/pxe-pilot/store"
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -78,6 +79,48 @@ func TestGoldenProfiles(t *testing.T) {
 				t.Fatalf("%s/%s: %v", name, f, err)
 			}
 			checkGolden(t, name+"."+f, []byte(text))
+		}
+	}
+}
+
+// TestUbuntuUserDataKeepsStrings: the Ubuntu preset's cloud-init files
+// carry the node's hostname and username as YAML strings, whatever the
+// API accepted. Unquoted, a hostname "0777" was read as the number 511,
+// "on" as true by cloud-init's YAML 1.1, and a username "@ops" made the
+// whole user-data unreadable, failing the install.
+func TestUbuntuUserDataKeepsStrings(t *testing.T) {
+	set, err := profiles.Load(filepath.Join("..", "profiles", "testdata", "example.yaml"), profiles.Seed{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Profiles["ubuntu"]
+	if p == nil {
+		t.Fatal("example.yaml has no ubuntu profile")
+	}
+	cfg := Config{BaseURL: "http://198.51.100.1:8000", LocalBoot: LocalBootAuto}
+	for _, c := range []struct{ hostname, username string }{{"0777", "@ops"}, {"on", "yes"}, {"web1", "1e3"}} {
+		n := goldenNode("ubuntu")
+		n.Hostname, n.Vars = c.hostname, map[string]string{"username": c.username}
+		cl := Client{MAC: n.MAC, IP: n.LastIP, Platform: "efi", Loader: LoaderIPXE}
+		data := TemplateData(n, cl, p, cfg.BaseURL, goldenToken)
+		var user struct {
+			Autoinstall struct {
+				Identity struct{ Hostname, Username any }
+			}
+		}
+		var meta map[string]any
+		for f, v := range map[string]any{"user-data": &user, "meta-data": &meta} {
+			text, err := p.Files[f].Render(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal([]byte(text), v); err != nil {
+				t.Fatalf("%+v: %s is not YAML: %v\n%s", c, f, err, text)
+			}
+		}
+		id := user.Autoinstall.Identity
+		if id.Hostname != c.hostname || id.Username != c.username || meta["local-hostname"] != c.hostname {
+			t.Errorf("%+v: user-data has hostname %#v, username %#v; meta-data local-hostname %#v", c, id.Hostname, id.Username, meta["local-hostname"])
 		}
 	}
 }

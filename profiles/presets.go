@@ -77,15 +77,15 @@ func ubuntu(p Params) (string, map[string]string, error) {
 	}
 	cmd := "ip=dhcp url=" + p.ISO + " autoinstall ds=nocloud-net;s={{.files_url}}" + args(p)
 	files := map[string]string{
-		"meta-data":   "instance-id: pxe-pilot-{{.mac_hyphen}}\nlocal-hostname: {{.hostname}}\n",
+		"meta-data":   "instance-id: pxe-pilot-{{.mac_hyphen}}\nlocal-hostname: {{json .hostname}}\n",
 		"vendor-data": "",
 		"user-data": `#cloud-config
 # PXE Pilot autoinstall for {{.mac}} ({{.hostname}}), profile {{.profile}}
 autoinstall:
   version: 1
   identity:
-    hostname: {{.hostname}}
-    username: {{or .vars.username "ubuntu"}}
+    hostname: {{json .hostname}}
+    username: {{json (or .vars.username "ubuntu")}}
     password: {{json .vars.password_hash}}
   ssh:
     install-server: true
