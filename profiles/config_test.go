@@ -129,3 +129,34 @@ func TestPresetFilesOverride(t *testing.T) {
 		t.Fatalf("files %v", p.FileNames())
 	}
 }
+
+// TestTemplateVariablesChecked: every name a template takes from the data
+// is checked when the file loads, wherever it stands. "$.x", the {{else}}
+// of a range or with, and "$" inside their bodies used to go unchecked, so
+// a typo loaded and rendered Go's "<no value>" into a boot script or an
+// installer config.
+func TestTemplateVariablesChecked(t *testing.T) {
+	for _, src := range []string{
+		"{{$.hostnme}}",
+		"{{with .vars.disk}}{{.}}{{else}}{{.hostnme}}{{end}}",
+		"{{range .labels}}{{.}}{{else}}{{.nope}}{{end}}",
+		"{{with .vars.disk}}{{$.nope}}{{end}}",
+		"{{range $k, $v := .labels}}{{$.nope}}{{end}}",
+		"{{if .ip}}{{with .vars.x}}{{.}}{{else}}{{$.nope2}}{{end}}{{end}}",
+	} {
+		if _, err := ParseTemplate("t", src); err == nil || !strings.Contains(err.Error(), "unknown template variable") {
+			t.Errorf("%q: %v, want an unknown template variable", src, err)
+		}
+	}
+	for _, src := range []string{
+		"{{$.mac}}",
+		"{{with .vars.disk}}{{.}}{{end}}",
+		"{{with .vars.disk}}{{$.hostname}}{{else}}{{.hostname}}{{end}}",
+		"{{range $k, $v := .labels}}{{$k}}={{$v}} {{$.mac}}{{end}}",
+		"{{with $d := .vars.disk}}{{$d}}{{end}}",
+	} {
+		if _, err := ParseTemplate("t", src); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+}

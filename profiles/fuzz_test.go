@@ -50,7 +50,7 @@ func FuzzParse(f *testing.F) {
 // FuzzTemplate: a template that parses names only known variables, and
 // renders without panicking.
 func FuzzTemplate(f *testing.F) {
-	for _, s := range []string{"{{.mac}}", "{{.labels.rack}}", "{{range .vars}}{{.}}{{end}}", "{{if .ip}}{{.ip}}{{else}}{{.nope}}{{end}}", "{{template \"x\"}}", "{{define \"x\"}}{{.bad}}{{end}}"} {
+	for _, s := range []string{"{{.mac}}", "{{.labels.rack}}", "{{range .vars}}{{.}}{{end}}", "{{if .ip}}{{.ip}}{{else}}{{.nope}}{{end}}", "{{template \"x\"}}", "{{define \"x\"}}{{.bad}}{{end}}", "{{$.mac}}", "{{with .vars.x}}{{.}}{{else}}{{$.hostname}}{{end}}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {

@@ -80,7 +80,7 @@ func ParseTemplate(what, src string) (*Template, error) {
 	var bad []string
 	for _, tt := range t.Templates() {
 		if tt.Tree != nil {
-			walk(tt.Tree.Root, &bad)
+			walk(tt.Tree.Root, true, &bad)
 		}
 	}
 	if len(bad) > 0 {
@@ -147,47 +147,61 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// walk collects the first name of every field chain ({{.foo.bar}} → foo)
-// that is not a known variable. $-variables and {{range}}/{{with}} dot
-// changes are followed only as far as a static check can: inside a range
-// or with over a map, ".x" is a key of that map and is not checked.
-func walk(n parse.Node, bad *[]string) {
+// walk collects the first name of every field chain ({{.foo.bar}} → foo,
+// {{$.foo}} → foo) that is not a known variable. root says whether dot is
+// the template's data here: inside the body of a {{range}} or {{with}} it
+// is that value (".x" is a key of a map there, not checked), but "$" is
+// still the data, and so is dot in their {{else}}.
+func walk(n parse.Node, root bool, bad *[]string) {
+	check := func(name string) {
+		if !known[name] {
+			*bad = append(*bad, "."+name)
+		}
+	}
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return
 		}
 		for _, c := range n.Nodes {
-			walk(c, bad)
+			walk(c, root, bad)
 		}
 	case *parse.ActionNode:
-		walk(n.Pipe, bad)
+		walk(n.Pipe, root, bad)
 	case *parse.PipeNode:
 		if n == nil {
 			return
 		}
 		for _, c := range n.Cmds {
-			walk(c, bad)
+			walk(c, root, bad)
 		}
 	case *parse.CommandNode:
 		for _, a := range n.Args {
-			walk(a, bad)
+			walk(a, root, bad)
 		}
 	case *parse.FieldNode:
-		if len(n.Ident) > 0 && !known[n.Ident[0]] {
-			*bad = append(*bad, "."+n.Ident[0])
+		if root && len(n.Ident) > 0 {
+			check(n.Ident[0])
+		}
+	case *parse.VariableNode:
+		if len(n.Ident) > 1 && n.Ident[0] == "$" {
+			check(n.Ident[1])
 		}
 	case *parse.ChainNode:
-		walk(n.Node, bad)
+		walk(n.Node, root, bad)
 	case *parse.IfNode:
-		walk(n.Pipe, bad)
-		walk(n.List, bad)
-		walk(n.ElseList, bad)
+		walk(n.Pipe, root, bad)
+		walk(n.List, root, bad)
+		walk(n.ElseList, root, bad)
 	case *parse.RangeNode:
-		walk(n.Pipe, bad) // the body's dot is an element: not checked
+		walk(n.Pipe, root, bad)
+		walk(n.List, false, bad)
+		walk(n.ElseList, root, bad)
 	case *parse.WithNode:
-		walk(n.Pipe, bad)
+		walk(n.Pipe, root, bad)
+		walk(n.List, false, bad)
+		walk(n.ElseList, root, bad)
 	case *parse.TemplateNode:
-		walk(n.Pipe, bad)
+		walk(n.Pipe, root, bad)
 	}
 }
