@@ -170,6 +170,14 @@ func parseFile(set *Set, file string, data []byte) error {
 	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: %v (see the profiles file format in the README)", file, cleanYAML(err))
 	}
+	var more yaml.Node
+	switch err := dec.Decode(&more); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return fmt.Errorf("%s: a second YAML document (after ---) is not read, and it does not parse either: %v; put everything in one document", file, cleanYAML(err))
+	default:
+		return fmt.Errorf("%s:%d: a second YAML document (after ---) is not read: put everything in one document", file, more.Line)
+	}
 	lines := lineIndex(&doc)
 	at := func(keys ...string) string { return fmt.Sprintf("%s:%d", file, lines[strings.Join(keys, "/")]) }
 
@@ -411,7 +419,10 @@ func buildGroup(g rawGroup, set *Set) (Group, error) {
 		}
 	}
 	for k, v := range m.Labels {
-		if err := store.ValidateLabel(k, v); err != nil && v != "*" {
+		if v == "*" { // any value; the key must still be one a node can carry
+			v = ""
+		}
+		if err := store.ValidateLabel(k, v); err != nil {
 			return Group{}, fmt.Errorf("match.labels: %v", err)
 		}
 	}
