@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,5 +138,61 @@ func TestRecoverCommand(t *testing.T) {
 	}
 	if code, out := runCmd(t, nil, "recover", "--from", src); code != 2 || !strings.Contains(out, "usage") {
 		t.Errorf("recover without --to: %d %s", code, out)
+	}
+}
+
+// TestOfflineCommandsStopOnSignal: restore waiting on a backup that does
+// not end (a pipe whose writer stays open) stops at SIGINT or SIGTERM at
+// once, with exit code 130 and what to do with the directory it began; the
+// signals used to be caught and ignored until the command ended.
+func TestOfflineCommandsStopOnSignal(t *testing.T) {
+	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		dir := t.TempDir()
+		fifo := filepath.Join(dir, "backup")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, "restore", fifo, "--to", filepath.Join(dir, "restored"))
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // blocks until restore opens it
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // restore is reading
+		cmd.Process.Signal(sig)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			w.Close()
+			t.Fatalf("%v: restore still running 30 s after the signal", sig)
+		}
+		w.Close()
+		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || !strings.Contains(stderr.String(), "restore interrupted; the --to directory is incomplete: delete it") {
+			t.Fatalf("%v: exit %d (%v), stderr:\n%s", sig, code, err, stderr.String())
+		}
+	}
+}
+
+// TestHelpListsCommands: "pxe-pilot --help" and "-h" list the commands, as
+// "pxe-pilot help" does (they were taken as serve's flags and listed only
+// the settings); "serve -h" still lists the settings.
+func TestHelpListsCommands(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}} {
+		if code, out := runCmd(t, nil, args...); code != 0 || !strings.Contains(out, "pxe-pilot nodes") || !strings.Contains(out, "pxe-pilot restore") {
+			t.Errorf("%v: exit %d:\n%s", args, code, out)
+		}
+	}
+	if code, out := runCmd(t, nil, "serve", "-h"); code != 0 || !strings.Contains(out, "PXE_") || strings.Contains(out, "pxe-pilot restore") {
+		t.Errorf("serve -h: exit %d:\n%s", code, out)
 	}
 }

@@ -66,7 +66,10 @@ ADMIN_API_KEY), --json.
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-') {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		cmd = "help" // the commands; "serve -h" lists the settings
+	case len(args) > 0 && (len(args[0]) == 0 || args[0][0] != '-'):
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -75,16 +78,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version":
 		fmt.Fprintln(stdout, "pxe-pilot", version)
 		return 0
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "backup": // backup.go
 		return runBackup(ctx, args, getenv, stdout, stderr)
 	case "restore":
+		defer onInterrupt(ctx, stderr, "restore", "the --to directory is incomplete: delete it, then run restore again")()
 		return runRestore(args, stdout, stderr)
 	case "recover":
+		defer onInterrupt(ctx, stderr, "recover", "the --to directory is incomplete: delete it, then run recover again (the --from directory was not changed)")()
 		return runRecover(args, stdout, stderr)
 	case "import": // import.go
+		defer onInterrupt(ctx, stderr, "import", "run it again to import the rest: what is already in etcd is skipped")()
 		return runImport(args, getenv, stdout, stderr)
 	}
 	if c, ok := clientCommands[cmd]; ok {
@@ -93,6 +99,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stderr, "pxe-pilot: unknown command %q\n\n%s", cmd, usage)
 	return 2
 }
+
+// onInterrupt makes SIGINT and SIGTERM (which end ctx) stop an offline
+// command that cannot be cancelled half-way, at once, saying what is left
+// behind, with exit code 130; they used to be caught and ignored until the
+// command ended. The returned function stops watching.
+func onInterrupt(ctx context.Context, stderr io.Writer, cmd, left string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(stderr, "pxe-pilot: %s interrupted; %s\n", cmd, left)
+			os.Exit(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
+}
+
+// exitInterrupted is the shell's code for a command ended by SIGINT.
+const exitInterrupted = 130
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := loadConfig(args, getenv, stderr)
