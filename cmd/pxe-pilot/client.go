@@ -184,9 +184,14 @@ func followPages(ctx context.Context, base, key string, filter map[string]*strin
 		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if !asJSON {
+	if asJSON {
+		// One document for every page, {"nodes":[…]} as GET /nodes without
+		// a limit gives it; the pages' cursors are this command's business.
+		io.WriteString(stdout, `{"nodes":[`)
+	} else {
 		fmt.Fprintln(tw, nodesHeader)
 	}
+	first := true
 	for page := 0; ; page++ {
 		body, code, err := call(ctx, http.MethodGet, base+"?"+q.Encode(), key, nil, timeout)
 		if err != nil {
@@ -200,22 +205,34 @@ func followPages(ctx context.Context, base, key string, filter map[string]*strin
 			return 1
 		}
 		var v struct {
-			Nodes []store.Node
+			Nodes []json.RawMessage
 			Next  string
 		}
 		if err := json.Unmarshal(body, &v); err != nil {
 			fmt.Fprintln(stderr, "pxe-pilot: unexpected answer:", err)
 			return 1
 		}
-		if asJSON {
-			stdout.Write(body)
-		} else {
-			for _, n := range v.Nodes {
-				nodeRow(tw, n)
+		for _, raw := range v.Nodes {
+			if asJSON {
+				if !first {
+					io.WriteString(stdout, ",")
+				}
+				stdout.Write(raw)
+				first = false
+				continue
 			}
-			tw.Flush()
+			var n store.Node
+			if err := json.Unmarshal(raw, &n); err != nil {
+				fmt.Fprintln(stderr, "pxe-pilot: unexpected answer:", err)
+				return 1
+			}
+			nodeRow(tw, n)
 		}
+		tw.Flush()
 		if v.Next == "" {
+			if asJSON {
+				io.WriteString(stdout, "]}\n")
+			}
 			return 0
 		}
 		q.Set("cursor", v.Next)
