@@ -54,14 +54,23 @@ type deadlineReader struct {
 	r        io.Reader
 	deadline time.Time
 	limit    time.Duration
+	cut      <-chan struct{} // closed: the server is stopping
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
+	select {
+	case <-d.cut:
+		return 0, errStopping
+	default:
+	}
 	if time.Now().After(d.deadline) {
 		return 0, fmt.Errorf("%w: a whole transfer may take at most %v; ask again", errDeadline, d.limit)
 	}
 	return d.r.Read(p)
 }
+
+// errStopping ends the transfers still under way when the server stops.
+var errStopping = errors.New("the TFTP server is shutting down; ask again")
 
 // admit reserves a transfer slot for client. It returns "" when admitted
 // (the caller must call release), or the refusal reason: "busy" when

@@ -377,3 +377,31 @@ func TestFloodFromOneHostDoesNotStarveAnother(t *testing.T) {
 	}
 	stopAll()
 }
+
+// TestShutdownEndsSlowTransfers: once Serve's context ends, a transfer
+// under way gets ShutdownTimeout, then an ERROR at its client's next ACK,
+// and Serve returns; it used to wait for the transfer's own deadline
+// (minutes for a slow client), past what systemd or compose wait before
+// SIGKILL.
+func TestShutdownEndsSlowTransfers(t *testing.T) {
+	e := startServerWith(t, Config{LoopWindow: -1, ShutdownTimeout: 300 * time.Millisecond, TransferDeadline: time.Hour})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	slow := startSlowClient(t, "127.0.0.1", e.addr, assets.IPXEEFI, 200*time.Millisecond, 0, stop, &wg)
+	waitFor(t, "the slow transfer to start", func() bool { b, _, _ := slow.state(); return b > 0 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(60 * time.Second): // the transfer alone would take ~20 min, its deadline an hour
+		t.Fatal("Serve still waiting for a slow transfer 60 s after its context ended, with a 300 ms ShutdownTimeout")
+	}
+	waitFor(t, "the slow client to be told", func() bool { _, msg, _ := slow.state(); return msg != "" })
+	if b, msg, _ := slow.state(); !strings.Contains(msg, "shutting down") {
+		t.Fatalf("slow client after %d blocks: error %q, want one saying the server is shutting down", b, msg)
+	}
+}

@@ -77,6 +77,13 @@ type Config struct {
 	// TransferDeadline bounds a whole transfer; 0 means the default sized
 	// from the biggest served file (transferDeadline). Tests shorten it.
 	TransferDeadline time.Duration
+	// ShutdownTimeout is how long Serve, once its context ends, lets the
+	// transfers under way run before it ends them with an ERROR (at their
+	// client's next ACK); 0 means until each one's TransferDeadline.
+	// PXE_SHUTDOWN_TIMEOUT: without it, one slow client held a stopping
+	// appliance for minutes, past what systemd or compose wait before
+	// SIGKILL.
+	ShutdownTimeout time.Duration
 	// Files are extra files served by exact name, which may include
 	// folders (see files.go): grub.cfg.
 	Files map[string][]byte
@@ -123,6 +130,8 @@ type Server struct {
 	pin     *tftp.Server
 
 	deadline time.Duration // for a whole transfer
+	grace    time.Duration // Config.ShutdownTimeout
+	cut      chan struct{} // closed when the transfers under way must end
 	ipv4     bool          // the request port is IPv4: the filter can hold clients back
 
 	// Admission (limits.go): transfers under way, per client, and the
@@ -202,6 +211,7 @@ func New(cfg Config) (*Server, error) {
 		s.perLimit = DefaultPerClientLimit
 	}
 	s.deadline = cfg.TransferDeadline
+	s.grace, s.cut = cfg.ShutdownTimeout, make(chan struct{})
 	if s.deadline <= 0 {
 		biggest := 0
 		for _, f := range s.files {
@@ -286,6 +296,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	s.door.Close()
+	if s.grace > 0 {
+		t := time.AfterFunc(s.grace, func() { close(s.cut) })
+		defer t.Stop()
+	}
 	// Shutdown closes pinConn and waits for the transfers under way.
 	s.pin.Shutdown()
 	// But when it runs before pin/tftp's Serve has stored the socket, it
@@ -370,7 +384,7 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		// would use for tsize.
 		ot.SetSize(int64(len(data)))
 	}
-	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadlineFor(f, len(data))), limit: s.deadlineFor(f, len(data))})
+	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadlineFor(f, len(data))), limit: s.deadlineFor(f, len(data)), cut: s.cut})
 	end := time.Now()
 	dur := end.Sub(start)
 	if breaking {

@@ -37,6 +37,9 @@ type testEnv struct {
 	m    *metrics.Metrics
 	logs *bytes.Buffer
 	mu   *sync.Mutex // guards logs
+	// stop ends Serve's context and returns what Serve returned; the
+	// test's cleanup calls it too.
+	stop func() error
 }
 
 // logText returns what the server logged so far.
@@ -83,13 +86,13 @@ func startServerWith(t *testing.T, cfg Config) *testEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("Serve returned %v, want nil", err)
 		}
 	})
-	return &testEnv{srv: srv, addr: srv.Addr().String(), bins: bins, m: m, logs: logs, mu: mu}
+	return &testEnv{srv: srv, addr: srv.Addr().String(), bins: bins, m: m, logs: logs, mu: mu, stop: stop}
 }
 
 type lockedWriter struct {

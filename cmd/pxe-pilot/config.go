@@ -53,7 +53,7 @@ var settings = []setting{
 	{"PXE_BOOT_HISTORY", "boot-history", "20", "boot events kept per node"},
 	{"PXE_MEMORY_LIMIT", "memory-limit", "16MiB", "soft limit of the Go runtime's memory, plus 256 bytes per node, never less than the live heap plus a half (GOMEMLIMIT, which wins when set), with the garbage collector's pace at GOGC=25 (GOGC, when set, wins): the collector runs sooner instead of letting Badger's flush and compaction peaks double the process; 0: no limit and the Go default pace (twice the live heap)"},
 	{"PXE_NODE_RETENTION", "node-retention", "0", "forget nodes that only ever booted local (no admin state, never installed) and were not seen for this long, e.g. 90d or 2160h; 0: keep every node"},
-	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests"},
+	{"PXE_SHUTDOWN_TIMEOUT", "shutdown-timeout", "10s", "how long shutdown waits for in-flight requests and TFTP transfers"},
 	{"PXE_TFTP_ENABLED", "tftp", "false", "serve iPXE and boot.ipxe over TFTP (1/true/yes)"},
 	{"PXE_TFTP_ADDR", "tftp-addr", ":69", "TFTP listen address"},
 	{"PXE_TFTP_LOOP_WINDOW", "tftp-loop-window", "2m", "router-only mode: how long after loading iPXE a client's next request gets the chain script (0: off; always off with ProxyDHCP)"},

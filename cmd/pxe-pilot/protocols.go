@@ -30,15 +30,16 @@ func protocolServers(cfg config, st store.Backend, f files, m *metrics.Metrics, 
 			window = -1
 		}
 		t, err := tftpsrv.New(tftpsrv.Config{
-			Addr:       cfg.TFTPAddr,
-			Binaries:   bins,
-			BaseURL:    cfg.BaseURL,
-			Files:      f.tftpFiles(cfg.BaseURL, log),
-			LazyFiles:  f.signedFiles(),
-			Generate:   tftpsrv.Generator{Prefix: boot.GRUBNodeFolder, Make: f.grub},
-			LoopWindow: window,
-			Metrics:    m,
-			Logger:     log,
+			Addr:            cfg.TFTPAddr,
+			Binaries:        bins,
+			BaseURL:         cfg.BaseURL,
+			Files:           f.tftpFiles(cfg.BaseURL, log),
+			LazyFiles:       f.signedFiles(),
+			Generate:        tftpsrv.Generator{Prefix: boot.GRUBNodeFolder, Make: f.grub},
+			LoopWindow:      window,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+			Metrics:         m,
+			Logger:          log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("TFTP (PXE_TFTP_ADDR=%s): %w", cfg.TFTPAddr, err)
