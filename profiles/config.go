@@ -276,6 +276,15 @@ func build(name string, r rawProfile) (*Profile, error) {
 		return nil, fmt.Errorf("loader %q: use %q or %q (or leave it out for PXE_UEFI_LOADER)", r.Loader, LoaderIPXE, LoaderShim)
 	}
 	field := func(f string) string { return fmt.Sprintf("field %s", f) }
+	urls := []struct{ name, src string }{{"kernel", r.Kernel}, {"efi", r.EFI}, {"iso", r.ISO}, {"repo", r.Repo}, {"rootfs", r.Rootfs}}
+	for i, u := range r.Initrd {
+		urls = append(urls, struct{ name, src string }{fmt.Sprintf("initrd[%d]", i), u})
+	}
+	for _, u := range urls {
+		if err := checkURL(u.src); err != nil {
+			return nil, fmt.Errorf("%s: %v", field(u.name), err)
+		}
+	}
 	var cmdline string
 	var files map[string]string
 	if r.Preset != "" {
@@ -442,3 +451,25 @@ func macPrefix(raw string) (string, error) {
 	}
 	return strings.ReplaceAll(p, "-", ":"), nil
 }
+
+// urlRE is what a URL field's text outside its {{…}} actions must look
+// like: a scheme iPXE fetches (http, https, tftp, ftp, nfs, file), then no white space.
+var urlRE = regexp.MustCompile(`^(?i:https?|tftp|ftp|nfs|file)://[^\s]+$`)
+
+// checkURL refuses a URL field that cannot be fetched whatever the node
+// (no scheme, a space): the boot would consume the reinstall flag on a
+// script that cannot load its kernel. A field that starts with an action
+// ("{{.vars.kernel}}") is left to the node's values.
+func checkURL(src string) error {
+	if src == "" || strings.HasPrefix(src, "{{") {
+		return nil
+	}
+	text := actionRE.ReplaceAllString(src, "x")
+	if !urlRE.MatchString(text) {
+		return fmt.Errorf("%q is not a URL that can be fetched: give an absolute URL (http://, https://, tftp://, ftp://, nfs:// or file://), without spaces (a {{…}} variable may fill in parts)", src)
+	}
+	return nil
+}
+
+// actionRE matches a template action, for checkURL.
+var actionRE = regexp.MustCompile(`\{\{.*?\}\}`)

@@ -163,3 +163,30 @@ func TestTemplateVariablesChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestURLFieldsChecked: a URL field that cannot be fetched whatever the
+// node is refused when the file loads, naming the field; it used to load,
+// and a reinstall consumed the flag on a script that could not load its
+// kernel, then waited out the install timeout.
+func TestURLFieldsChecked(t *testing.T) {
+	for _, tc := range []struct{ field, yaml string }{
+		{"kernel", "kernel: http://mirror lan/vmlinuz"},
+		{"initrd[1]", "kernel: http://m/k\n    initrd: [http://m/i, mirror.lan/initrd.img]"},
+		{"kernel", "kernel: //m/k"},
+		{"kernel", "kernel: vmlinuz"},
+	} {
+		_, err := Parse("t.yaml", []byte("profiles:\n  a:\n    kind: linux\n    "+tc.yaml+"\n"), Seed{})
+		if err == nil || !strings.Contains(err.Error(), "field "+tc.field) || !strings.Contains(err.Error(), "not a URL that can be fetched") {
+			t.Errorf("%s: %v", tc.yaml, err)
+		}
+	}
+	for _, y := range []string{
+		"efi: http://m/uki{{.mac_hyphen}}.efi",
+		"efi: '{{.vars.efi_url}}'", // left to the node's values
+		"efi: TFTP://{{.ip}}/x.efi",
+	} {
+		if _, err := Parse("t.yaml", []byte("profiles:\n  a:\n    kind: efi\n    "+y+"\n"), Seed{}); err != nil {
+			t.Errorf("%s: %v", y, err)
+		}
+	}
+}
