@@ -276,6 +276,9 @@ func build(name string, r rawProfile) (*Profile, error) {
 		return nil, fmt.Errorf("loader %q: use %q or %q (or leave it out for PXE_UEFI_LOADER)", r.Loader, LoaderIPXE, LoaderShim)
 	}
 	field := func(f string) string { return fmt.Sprintf("field %s", f) }
+	if err := unusedFields(r); err != nil {
+		return nil, err
+	}
 	urls := []struct{ name, src string }{{"kernel", r.Kernel}, {"efi", r.EFI}, {"iso", r.ISO}, {"repo", r.Repo}, {"rootfs", r.Rootfs}}
 	for i, u := range r.Initrd {
 		urls = append(urls, struct{ name, src string }{fmt.Sprintf("initrd[%d]", i), u})
@@ -473,3 +476,53 @@ func checkURL(src string) error {
 
 // actionRE matches a template action, for checkURL.
 var actionRE = regexp.MustCompile(`\{\{.*?\}\}`)
+
+// unusedFields refuses a field the profile's kind or preset does not read:
+// loaded and ignored, it looked like a setting that took effect (a kind efi
+// profile's cmdline, a preset's param another preset reads, iPXE's script
+// with loader shim, which GRUB cannot run).
+func unusedFields(r rawProfile) error {
+	set := map[string]bool{"kernel": r.Kernel != "", "initrd": len(r.Initrd) > 0, "cmdline": r.Cmdline != "", "args": r.Args != "",
+		"script": r.Script != "", "efi": r.EFI != "", "iso": r.ISO != "", "repo": r.Repo != "", "rootfs": r.Rootfs != "", "mirror": r.Mirror != ""}
+	used := map[string]bool{}
+	what := ""
+	if pr, ok := Presets[r.Preset]; ok {
+		what = "preset " + r.Preset
+		for _, f := range []string{"kernel", "initrd", "args", "cmdline", pr.param} { // cmdline: refused below, with its own words
+			used[f] = true
+		}
+	} else {
+		what = "kind " + r.Kind
+		switch Kind(r.Kind) {
+		case KindLinux:
+			used["kernel"], used["initrd"], used["cmdline"], used["args"] = true, true, true, true
+		case KindIPXE:
+			used["script"] = true
+			if r.Loader == LoaderShim {
+				return fmt.Errorf("loader shim does not go with kind ipxe: Secure Boot runs GRUB, which cannot run an iPXE script; use loader ipxe or another kind")
+			}
+		case KindEFI:
+			used["efi"], used["args"] = true, true
+		case KindLocal:
+		default:
+			return nil // the kind itself is refused later, with the kinds known
+		}
+	}
+	var unused []string
+	for _, f := range []string{"kernel", "initrd", "cmdline", "args", "script", "efi", "iso", "repo", "rootfs", "mirror"} {
+		if set[f] && !used[f] {
+			unused = append(unused, f)
+		}
+	}
+	if len(unused) > 0 {
+		return fmt.Errorf("%s does not read %s: remove %s, or pick the kind or preset that uses %s", what, strings.Join(unused, ", "), plural(len(unused), "it", "them"), plural(len(unused), "it", "them"))
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -190,3 +190,23 @@ func TestURLFieldsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestUnusedFieldsRefused: a field the profile's kind or preset does not
+// read is refused, naming it; it used to load and be ignored (a kind efi
+// profile's console arguments in cmdline were lost without a word).
+func TestUnusedFieldsRefused(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"kind: efi\n    efi: http://m/u.efi\n    cmdline: console=ttyS0", "kind efi does not read cmdline"},
+		{"kind: efi\n    efi: http://m/u.efi\n    kernel: http://m/k\n    initrd: http://m/i", "kind efi does not read kernel, initrd"},
+		{"kind: local\n    script: exit", "kind local does not read script"},
+		{"kind: ipxe\n    script: exit\n    args: quiet", "kind ipxe does not read args"},
+		{"kind: ipxe\n    script: exit\n    loader: shim", "loader shim does not go with kind ipxe"},
+		{"preset: debian-preseed\n    kernel: http://m/k\n    iso: http://m/x.iso\n    vars: {password_hash: x}", "preset debian-preseed does not read iso"},
+		{"kind: linux\n    kernel: http://m/k\n    repo: http://m/os/", "kind linux does not read repo"},
+	} {
+		_, err := Parse("t.yaml", []byte("profiles:\n  a:\n    "+tc.yaml+"\n"), Seed{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "t.yaml:2") {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -29,15 +29,18 @@ type preset struct {
 	// needsPassword: the default files create a user whose password hash
 	// comes from vars.password_hash.
 	needsPassword bool
+	// param is the one of iso, repo, rootfs and mirror the preset reads;
+	// "" for none.
+	param string
 }
 
 // Presets are the built-in recipes, by name.
 var Presets = map[string]preset{
-	"ubuntu-autoinstall": {help: "Ubuntu live-server (subiquity): kernel, initrd, iso", build: ubuntu, needsPassword: true},
-	"debian-preseed":     {help: "Debian installer (d-i): kernel, initrd, optional mirror", build: debian, needsPassword: true},
-	"fedora-kickstart":   {help: "Fedora/RHEL/Alma/Rocky (anaconda): kernel, initrd, repo", build: fedora, needsPassword: true},
+	"ubuntu-autoinstall": {help: "Ubuntu live-server (subiquity): kernel, initrd, iso", build: ubuntu, needsPassword: true, param: "iso"},
+	"debian-preseed":     {help: "Debian installer (d-i): kernel, initrd, optional mirror", build: debian, needsPassword: true, param: "mirror"},
+	"fedora-kickstart":   {help: "Fedora/RHEL/Alma/Rocky (anaconda): kernel, initrd, repo", build: fedora, needsPassword: true, param: "repo"},
 	"flatcar":            {help: "Flatcar Container Linux PXE image, installs to vars.disk: kernel, initrd", build: flatcar},
-	"fedora-coreos":      {help: "Fedora CoreOS live PXE, installs to vars.disk: kernel, initrd, rootfs", build: fcos},
+	"fedora-coreos":      {help: "Fedora CoreOS live PXE, installs to vars.disk: kernel, initrd, rootfs", build: fcos, param: "rootfs"},
 	"linux":              {help: "any kernel and initrd with your command line (memtest, rescue, …)", build: plain},
 }
 
