@@ -48,16 +48,10 @@ func TestBackupRestoreCommands(t *testing.T) {
 			}
 		}
 	}
-	h, err := httpapi.NewHandler(httpapi.Config{Store: st, Metrics: metrics.New("test"), BaseURL: "http://127.0.0.1", AdminKey: "k", Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	env := map[string]string{"PXE_SERVER": srv.URL, "ADMIN_API_KEY": "k"}
+	env := apiEnv(t, st)
 	file := filepath.Join(t.TempDir(), "pxe.backup")
 
-	if code, out := runCmd(t, map[string]string{"PXE_SERVER": srv.URL}, "backup", file); code != 1 || !strings.Contains(out, "401") {
+	if code, out := runCmd(t, map[string]string{"PXE_SERVER": env["PXE_SERVER"]}, "backup", file); code != 1 || !strings.Contains(out, "401") {
 		t.Fatalf("backup without the key: %d %s", code, out)
 	}
 	if _, err := os.Stat(file); err == nil {
@@ -195,4 +189,17 @@ func TestHelpListsCommands(t *testing.T) {
 	if code, out := runCmd(t, nil, "serve", "-h"); code != 0 || !strings.Contains(out, "PXE_") || strings.Contains(out, "pxe-pilot restore") {
 		t.Errorf("serve -h: exit %d:\n%s", code, out)
 	}
+}
+
+// apiEnv serves the admin API over st (key "k") on loopback for the
+// test's length, and returns the environment a client command needs.
+func apiEnv(t *testing.T, st store.Backend) map[string]string {
+	t.Helper()
+	h, err := httpapi.NewHandler(httpapi.Config{Store: st, Metrics: metrics.New("test"), BaseURL: "http://127.0.0.1", AdminKey: "k", Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return map[string]string{"PXE_SERVER": srv.URL, "ADMIN_API_KEY": "k"}
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pxe-pilot/pxe-pilot/httpapi"
-	"github.com/pxe-pilot/pxe-pilot/metrics"
 	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
@@ -32,13 +29,7 @@ func TestNodesFollowsPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h, err := httpapi.NewHandler(httpapi.Config{Store: st, Metrics: metrics.New("test"), BaseURL: "http://127.0.0.1", AdminKey: "k", Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	env := map[string]string{"PXE_SERVER": srv.URL, "ADMIN_API_KEY": "k"}
+	env := apiEnv(t, st)
 
 	code, out := runCmd(t, env, "nodes", "--json")
 	var doc map[string]json.RawMessage
