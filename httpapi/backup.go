@@ -17,7 +17,8 @@ import (
 const BackupStatusTrailer = "X-Backup-Status"
 
 // backup streams a consistent snapshot of the database (Badger's backup
-// format; pxe-pilot restore loads it) while the appliance keeps serving.
+// stream between a header and an end marker, store/backup.go; pxe-pilot
+// restore loads it) while the appliance keeps serving.
 func (s *Server) backup(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 	b, ok := s.cfg.Store.(store.Backuper)
 	if !ok {

@@ -122,6 +122,11 @@ func backupTo(ctx context.Context, u, key string, timeout time.Duration, file st
 		}
 		return n, fmt.Errorf("the appliance did not finish the backup: %s; nothing written to %s", st, file)
 	}
+	// The end marker and checksum the appliance wrote, checked on what
+	// reached the disk here: restore checks the same before it writes.
+	if _, err := store.VerifyBackup(tmp.Name()); err != nil {
+		return n, fmt.Errorf("the downloaded backup does not verify, nothing written to %s: %w", file, err)
+	}
 	return n, os.Rename(tmp.Name(), file)
 }
 
@@ -142,13 +147,7 @@ func runRestore(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pxe-pilot: usage: pxe-pilot restore <backup file> --to <new dir>")
 		return 2
 	}
-	f, err := os.Open(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "pxe-pilot: restore: %v\n", err)
-		return 1
-	}
-	defer f.Close()
-	n, err := store.Restore(f, *to, storeLogger(stderr))
+	n, err := store.Restore(pos[0], *to, storeLogger(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "pxe-pilot: %v\n", err)
 		return 1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -90,6 +91,71 @@ func TestBackupRestoreCommands(t *testing.T) {
 	}
 }
 
+// TestBackupCommandsCheckTheEndMarker: a backup damaged on its way (here a
+// byte changed between the appliance and the client, which a proxy or a bad
+// NIC can do without breaking HTTP) is not kept, though the appliance said
+// "ok"; restore refuses a cut backup file and creates nothing.
+func TestBackupCommandsCheckTheEndMarker(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.SetReinstall("52:54:00:00:01:01", true, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := httpapi.NewHandler(httpapi.Config{Store: st, Metrics: metrics.New("test"), BaseURL: "http://127.0.0.1", AdminKey: "k", Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&flipWriter{ResponseWriter: w, at: 40}, r)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "pxe.backup")
+	env := map[string]string{"PXE_SERVER": srv.URL, "ADMIN_API_KEY": "k"}
+	if code, out := runCmd(t, env, "backup", file); code != 1 || !strings.Contains(out, "does not verify") || !strings.Contains(out, "SHA-256") {
+		t.Fatalf("backup damaged on its way: %d %s", code, out)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("a damaged backup was kept: %v", err)
+	}
+
+	if code, out := runCmd(t, apiEnv(t, st), "backup", file); code != 0 {
+		t.Fatalf("backup: %d %s", code, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := file + ".cut"
+	if err := os.WriteFile(cut, b[:len(b)-20], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(t.TempDir(), "restored")
+	if code, out := runCmd(t, nil, "restore", cut, "--to", to); code != 1 || !strings.Contains(out, "has no end marker") {
+		t.Fatalf("restore of a cut backup: %d %s", code, out)
+	}
+	if _, err := os.Stat(to); !os.IsNotExist(err) {
+		t.Fatalf("restore of a cut backup left %s: %v", to, err)
+	}
+}
+
+// flipWriter changes the byte at offset at of the body it passes on.
+type flipWriter struct {
+	http.ResponseWriter
+	at, n int
+}
+
+func (f *flipWriter) Write(p []byte) (int, error) {
+	if i := f.at - f.n; i >= 0 && i < len(p) {
+		p = bytes.Clone(p)
+		p[i] ^= 0x40
+	}
+	f.n += len(p)
+	return f.ResponseWriter.Write(p)
+}
+
 // TestRecoverCommand: a database whose MANIFEST is gone is refused by the
 // appliance; recover salvages it into a new directory, says what it could
 // not read, and leaves the source alone.
@@ -171,7 +237,7 @@ func TestOfflineCommandsStopOnSignal(t *testing.T) {
 			t.Fatalf("%v: restore still running 30 s after the signal", sig)
 		}
 		w.Close()
-		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || !strings.Contains(stderr.String(), "restore interrupted; the --to directory is incomplete: delete it") {
+		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted || !strings.Contains(stderr.String(), "restore interrupted; if the --to directory exists, it is incomplete: delete it") {
 			t.Fatalf("%v: exit %d (%v), stderr:\n%s", sig, code, err, stderr.String())
 		}
 	}

@@ -133,17 +133,12 @@ func openImportSource(from string, history int, stderr io.Writer) (src *store.St
 		}
 		return st, "database at " + from, func() { st.Close() }, nil
 	}
-	f, err := os.Open(from)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("--from: %w", err)
-	}
-	defer f.Close()
 	tmp, err := os.MkdirTemp("", "pxe-pilot-import-")
 	if err != nil {
 		return nil, "", nil, err
 	}
 	dir := filepath.Join(tmp, "db")
-	if _, err := store.Restore(f, dir, log); err != nil {
+	if _, err := store.Restore(from, dir, log); err != nil {
 		os.RemoveAll(tmp)
 		if cause := errors.Unwrap(err); cause != nil {
 			err = cause

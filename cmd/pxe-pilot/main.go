@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "backup": // backup.go
 		return runBackup(ctx, args, getenv, stdout, stderr)
 	case "restore":
-		defer onInterrupt(ctx, stderr, "restore", "the --to directory is incomplete: delete it, then run restore again")()
+		defer onInterrupt(ctx, stderr, "restore", "if the --to directory exists, it is incomplete: delete it, then run restore again")()
 		return runRestore(args, stdout, stderr)
 	case "recover":
 		defer onInterrupt(ctx, stderr, "recover", "the --to directory is incomplete: delete it, then run recover again (the --from directory was not changed)")()
