@@ -103,10 +103,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // onInterrupt makes SIGINT and SIGTERM (which end ctx) stop an offline
 // command that cannot be cancelled half-way, at once, saying what is left
 // behind, with exit code 130; they used to be caught and ignored until the
-// command ended. The returned function stops watching.
+// command ended. The returned function stops watching, and returns only once
+// the watcher has stopped: main cancels ctx right after the command returns,
+// and a watcher still running then could take that for a signal (a failed
+// restore exited 130, "interrupted", one run in three).
 func onInterrupt(ctx context.Context, stderr io.Writer, cmd, left string) (stop func()) {
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		select {
 		case <-ctx.Done():
 			fmt.Fprintf(stderr, "pxe-pilot: %s interrupted; %s\n", cmd, left)
@@ -114,7 +118,7 @@ func onInterrupt(ctx context.Context, stderr io.Writer, cmd, left string) (stop 
 		case <-done:
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-stopped }
 }
 
 // exitInterrupted is the shell's code for a command ended by SIGINT.
