@@ -131,8 +131,12 @@ func verifyBackup(r io.ReaderAt, size int64, file string) (BackupInfo, error) {
 			return BackupInfo{}, fmt.Errorf("backup %s is cut short: %d bytes, not even its whole header; use another copy", file, size)
 		}
 		// Badger's bare stream, as backups were written before the
-		// marker. Load tells whether it is one at all.
-		return BackupInfo{Legacy: true, BodyLen: size}, nil
+		// marker.
+		info := BackupInfo{Legacy: true, BodyLen: size}
+		if err := checkFrames(r, info, file); err != nil {
+			return BackupInfo{}, fmt.Errorf("backup %s has no pxe-pilot header, and is not a whole backup from before the header either: %w; give a file written by pxe-pilot backup (nothing was written)", file, err)
+		}
+		return info, nil
 	}
 	min := int64(len(backupHeader) + backupTrailerLen)
 	if size < min {
@@ -157,7 +161,37 @@ func verifyBackup(r io.ReaderAt, size int64, file string) (BackupInfo, error) {
 	if !bytes.Equal(h.Sum(nil), info.sum) {
 		return BackupInfo{}, fmt.Errorf("backup %s is damaged: its SHA-256 does not match the one in its end marker (bytes changed after it was written); use another copy (nothing was written)", file)
 	}
+	if err := checkFrames(r, info, file); err != nil {
+		return BackupInfo{}, fmt.Errorf("backup %s is whole but not a backup pxe-pilot wrote: %w (nothing was written)", file, err)
+	}
 	return info, nil
+}
+
+// maxFrame bounds one of Badger's KV lists: its stream sends lists of a few
+// MiB, and Load allocates what a length claims.
+const maxFrame = 256 << 20
+
+// checkFrames checks that the body is whole KV lists, each an 8-byte
+// little-endian length and that many bytes, ending exactly at its end.
+// Badger's Load trusts the lengths: a junk one made it panic or allocate
+// gigabytes after it had begun writing.
+func checkFrames(r io.ReaderAt, info BackupInfo, file string) error {
+	var l [8]byte
+	for off := int64(0); off < info.BodyLen; {
+		left := info.BodyLen - off
+		if left < 8 {
+			return fmt.Errorf("%d stray bytes at its end (byte %d)", left, info.BodyOffset+off)
+		}
+		if _, err := r.ReadAt(l[:], info.BodyOffset+off); err != nil {
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		n := binary.LittleEndian.Uint64(l[:])
+		if n > maxFrame || n > uint64(left-8) {
+			return fmt.Errorf("its record at byte %d claims %d bytes where %d remain", info.BodyOffset+off, n, left-8)
+		}
+		off += 8 + int64(n)
+	}
+	return nil
 }
 
 // Restore loads the backup file written by Backup into a new database at
@@ -196,7 +230,7 @@ func Restore(file, dir string, log *slog.Logger) (nodes int, err error) {
 	}
 	defer func() { err = errors.Join(err, s.Close()) }()
 	body := &hashCounter{r: io.NewSectionReader(f, info.BodyOffset, info.BodyLen), h: sha256.New()}
-	if err := s.db.Load(body, 256); err != nil {
+	if err := load(s, body); err != nil {
 		return 0, fmt.Errorf("restore: backup %s cannot be loaded (is it a pxe-pilot backup?); nothing was kept in %s: %w", file, dir, err)
 	}
 	if !info.Legacy && !bytes.Equal(body.h.Sum(nil), info.sum) {
@@ -207,6 +241,17 @@ func Restore(file, dir string, log *slog.Logger) (nodes int, err error) {
 	}
 	list, err := s.List()
 	return len(list), err
+}
+
+// load runs Badger's Load, whose panics on a malformed KV list (checkFrames
+// has checked only the lengths) become an error.
+func load(s *Store, r io.Reader) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("malformed record: %v", p)
+		}
+	}()
+	return s.db.Load(r, 256)
 }
 
 // openBackup opens a backup file for reading twice (check, then load). A

@@ -115,6 +115,12 @@ func TestRestoreRefusesCutOrDamagedBackups(t *testing.T) {
 		{"a byte of data changed", "SHA-256 does not match", flip(firstList - 3)},
 		{"the length changed", "says", flip(len(b) - backupTrailerLen + len(backupEndMagic))},
 		{"the checksum changed", "SHA-256 does not match", flip(len(b) - 1)},
+		// No header: taken for a backup from before the end marker, whose
+		// KV lists must then end exactly at the end of the file.
+		{"no header, cut in a KV list", "claims", b[body : firstList-1]},
+		{"no header, junk", "claims 11231526151761651079 bytes where 24 remain", []byte("\x87\x65\x43\x21\x87\x65\xde\x9b and then some more junk")},
+		{"no header, stray bytes", "stray bytes", append(bytes.Clone(b[body:firstList]), 1, 2, 3)},
+		{"whole, but a KV list's length wrong", "not a backup pxe-pilot wrote", rehash(b, func(c []byte) { c[0] ^= 0x01 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeFileT(t, tc.data)
@@ -131,6 +137,16 @@ func TestRestoreRefusesCutOrDamagedBackups(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rehash changes the body of backup b with change and writes a new end
+// marker for it: a whole backup of what pxe-pilot would never write.
+func rehash(b []byte, change func([]byte)) []byte {
+	body := bytes.Clone(b[len(backupHeader) : len(b)-backupTrailerLen])
+	change(body)
+	sum := sha256.Sum256(body)
+	out := append([]byte(backupHeader), body...)
+	return append(out, backupTrailer(int64(len(body)), sum[:])...)
 }
 
 // Backups written before the end marker (Badger's bare stream) still
@@ -154,7 +170,8 @@ func TestRestoreLegacyBackup(t *testing.T) {
 // When Badger refuses what it loads, what restore wrote is removed: the
 // directory it created, or the contents of the empty one it was given.
 func TestRestoreFailureLeavesNothing(t *testing.T) {
-	junk := writeFileT(t, bytes.Repeat([]byte{0xff, 0, 0, 0, 0, 0, 0, 0, 1}, 20))
+	// Whole KV lists by their lengths (checkFrames), but not protobuf.
+	junk := writeFileT(t, bytes.Repeat([]byte{4, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, 20))
 	created := filepath.Join(t.TempDir(), "restored")
 	if _, err := Restore(junk, created, quiet); err == nil || !strings.Contains(err.Error(), "cannot be loaded") || !strings.Contains(err.Error(), "nothing was kept") {
 		t.Fatalf("Restore of junk = %v", err)
