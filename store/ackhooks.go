@@ -41,7 +41,7 @@ func (s *Store) ackPrepare(m MAC, c *commit, durable bool, err error) pendingAck
 		raiseTo(&s.acks.committed, p.version)
 	}
 	if p.key != "" && !durable {
-		if err := s.acks.add(p.key, p.version, ackFlagSoft, false); err != nil {
+		if err := s.acks.add(p.key, p.version, ackFlagSoft|p.flags, false); err != nil {
 			s.log.Error("store: acknowledgement journal cannot be written", "path", s.path, "err", s.noteSync(err)) // a full journal's rewrite syncs
 		}
 		return pendingAck{}

@@ -63,9 +63,10 @@ const (
 
 // ackRec is what the journal says about one key.
 type ackRec struct {
-	hard    uint64 // newest durable change
-	deleted bool   // and it was a deletion
-	soft    uint64 // newest change not fsynced with it
+	hard        uint64 // newest durable change
+	deleted     bool   // and it was a deletion
+	soft        uint64 // newest change not fsynced with it
+	softDeleted bool   // and it was a deletion (retention's, forget.go)
 }
 
 // ackState is a whole journal.
@@ -157,7 +158,9 @@ func (st *ackState) apply(key string, version uint64, flags byte) {
 	r := st.keys[key]
 	switch {
 	case flags&ackFlagSoft != 0:
-		r.soft = max(r.soft, version)
+		if version >= r.soft {
+			r.soft, r.softDeleted = version, flags&ackFlagDeleted != 0
+		}
 	case version >= r.hard:
 		r.hard, r.deleted = version, flags&ackFlagDeleted != 0
 	}
@@ -204,7 +207,11 @@ func (j *ackJournal) rewrite() error {
 			buf = appendAck(buf, k, r.hard, fl)
 		}
 		if r.soft > r.hard {
-			buf = appendAck(buf, k, r.soft, ackFlagSoft)
+			fl := byte(ackFlagSoft)
+			if r.softDeleted {
+				fl |= ackFlagDeleted
+			}
+			buf = appendAck(buf, k, r.soft, fl)
 		}
 	}
 	used := len(buf)

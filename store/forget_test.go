@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -161,4 +162,40 @@ func TestForgetIdleAdminWins(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// Retention's deletes are soft records in the acknowledgement journal; once
+// Close's compaction has dropped their tombstones, the start-up check must
+// know they were deletions. It used to call the database damaged (the
+// appliance did not start after one sweep and a restart), and recover
+// listed the forgotten nodes as lost acknowledged changes.
+func TestForgottenNodesAreNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, _, err := s.RecordBoot(macN(i), Sighting{Time: t0}, localDecision); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.ForgetIdle(t0.Add(time.Hour), 100); err != nil || n != 5 {
+		t.Fatalf("forgot %d, %v", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Recover(dir, filepath.Join(t.TempDir(), "salvaged"), quiet); err != nil || len(rep.LostAcks) > 0 {
+		t.Errorf("recover: %v reported as lost acknowledged changes (%v)", rep.LostAcks, err)
+	}
+	for i := 0; i < 2; i++ { // the second start reads the journal the first rewrote
+		r, err := Open(dir, Options{Logger: quiet})
+		if err != nil {
+			t.Fatalf("start %d after a sweep and a clean Close: %v", i+1, err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -141,16 +141,17 @@ func (nw newest) visit(want map[string]ackRec) kvVisit {
 // lostAcks lists the journaled changes the files do not hold at their
 // version or newer: every hard record, and each soft one that was synced
 // (covered) or written since the machine last booted. A deletion whose
-// tombstone a compaction has since dropped is not lost.
+// tombstone a compaction has since dropped is not lost: an admin's Delete
+// (hard) or retention forgetting an idle node (soft).
 func lostAcks(st ackState, have func(string) (seen, bool)) (lost []string, firstVersion uint64) {
 	covered, sameBoot := st.covered(), st.bootID != "" && st.bootID == bootID()
 	for k, a := range st.keys {
 		got, ok := have(k)
-		need := a.hard
+		need, deletion := a.hard, a.deleted
 		if a.soft > need && (sameBoot || a.soft <= covered) {
-			need = a.soft
+			need, deletion = a.soft, a.softDeleted
 		}
-		if (!ok && need > 0 && !(need == a.hard && a.deleted)) || (ok && got.version < need) {
+		if (!ok && need > 0 && !deletion) || (ok && got.version < need) {
 			lost = append(lost, k)
 		}
 	}
