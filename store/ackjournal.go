@@ -33,8 +33,9 @@ package store
 // Format: "PXEACK1 <boot id>\n", then records: 4-byte length, 4-byte
 // CRC-32C of the payload, payload = 8-byte version, 1 flag byte, key. A
 // partial last record (a crash during the append) is ignored, and so are the
-// zeros that end the file (it is preallocated). It holds at most two records
-// per key after each start and is rewritten when appends fill it, at twice
+// zeros that end the file (it is preallocated); damage with a record after
+// it is not a partial last record, and is reported (readAcks). It holds at
+// most two records per key after each start and is rewritten when appends fill it, at twice
 // that size plus ackSlack bytes, so it stays at about 100 bytes a node.
 
 import (
@@ -126,28 +127,96 @@ func readAcks(dir string) (ackState, error) {
 	if err != nil {
 		return st, err
 	}
+	return parseAcks(b)
+}
+
+// parseAcks reads a journal's bytes.
+func parseAcks(b []byte) (ackState, error) {
+	st := ackState{keys: map[string]ackRec{}}
 	nl := bytes.IndexByte(b, '\n')
 	if !bytes.HasPrefix(b, []byte(ackMagic)) || nl < 0 {
 		return st, fmt.Errorf("%s does not start with %q", ackFileName, ackMagic)
 	}
 	st.bootID = string(b[len(ackMagic):nl])
+	sameBoot := st.bootID != "" && st.bootID == bootID()
 	for off := nl + 1; off+8 <= len(b); {
 		n := int(binary.BigEndian.Uint32(b[off:]))
-		if n == 0 {
-			break // the preallocated, still zero end
-		}
-		end := min(off+8+n, len(b))
-		p := b[off+8 : end]
-		if n < 9 || end-off-8 != n || crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(b[off+4:]) {
-			if !bytes.ContainsFunc(b[end:], func(r rune) bool { return r != 0 }) {
-				break // the last record, torn by a crash before it was acknowledged
+		p, ok := ackRecordAt(b, off)
+		if !ok {
+			if n == 0 && !bytes.ContainsFunc(b[off:], func(r rune) bool { return r != 0 }) {
+				break // the preallocated, still zero end
 			}
-			return st, fmt.Errorf("%s: record at byte %d of %d fails its checksum", ackFileName, off, len(b))
+			next, synced := nextAckRecord(b, off+1)
+			if next < 0 || (!synced && !sameBoot) {
+				// The end: a record torn by a crash before it was
+				// acknowledged, and after a power cut (another kernel
+				// boot) perhaps unsynced records the disk got before it.
+				break
+			}
+			what := "a record written in this kernel boot"
+			if synced {
+				what = "a synced record"
+			}
+			return st, fmt.Errorf("%s: the record at byte %d of %d is damaged (%s), and %s follows it at byte %d: not the end of an append cut by a crash",
+				ackFileName, off, len(b), ackProblem(b, off), what, next)
 		}
 		st.apply(string(p[9:]), binary.BigEndian.Uint64(p), p[8])
-		off = end
+		off += 8 + n
 	}
 	return st, nil
+}
+
+// maxAckRecord bounds a record's length (9 bytes and a node key).
+const maxAckRecord = 9 + 64
+
+// ackRecordAt returns the payload of the record at off if it is whole and
+// verifies.
+func ackRecordAt(b []byte, off int) ([]byte, bool) {
+	if off+8 > len(b) {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint32(b[off:]))
+	if n < 9 || n > maxAckRecord || off+8+n > len(b) {
+		return nil, false
+	}
+	p := b[off+8 : off+8+n]
+	return p, crc32.Checksum(p, castagnoli) == binary.BigEndian.Uint32(b[off+4:])
+}
+
+func ackProblem(b []byte, off int) string {
+	switch n := binary.BigEndian.Uint32(b[off:]); {
+	case n == 0:
+		return "zeros where a record should be"
+	case n < 9 || n > maxAckRecord || off+8+int(n) > len(b):
+		return fmt.Sprintf("a length of %d", n)
+	}
+	return "it fails its checksum"
+}
+
+// nextAckRecord finds the first record that verifies at or after from (-1:
+// none), and whether any record from there on was synced (a durable write's
+// or a sync mark, not a soft one). Appends go in order and each sync covers
+// everything before it, so damage before a synced record is not a torn
+// tail; nor is damage before any record in the same kernel boot, where the
+// page cache lost nothing. (A power cut in the middle of an fdatasync that
+// wrote a later page before an earlier one would also look like this; it
+// is reported, never passed over.)
+func nextAckRecord(b []byte, from int) (next int, synced bool) {
+	next = -1
+	for i := from; i+8+9 <= len(b); i++ {
+		p, ok := ackRecordAt(b, i)
+		if !ok {
+			continue
+		}
+		if next < 0 {
+			next = i
+		}
+		if p[8]&ackFlagSoft == 0 {
+			return next, true
+		}
+		i += 8 + len(p) - 1
+	}
+	return next, false
 }
 
 func (st *ackState) apply(key string, version uint64, flags byte) {
@@ -165,6 +234,30 @@ func (st *ackState) apply(key string, version uint64, flags byte) {
 		r.hard, r.deleted = version, flags&ackFlagDeleted != 0
 	}
 	st.keys[key] = r
+}
+
+// encode is the journal for st: its header, a sync mark and at most two
+// records per key.
+func (st *ackState) encode() []byte {
+	buf := []byte(ackMagic + st.bootID + "\n")
+	buf = appendAck(buf, "", st.synced, ackFlagSync)
+	for k, r := range st.keys {
+		var fl byte
+		if r.deleted {
+			fl = ackFlagDeleted
+		}
+		if r.hard > 0 {
+			buf = appendAck(buf, k, r.hard, fl)
+		}
+		if r.soft > r.hard {
+			fl := byte(ackFlagSoft)
+			if r.softDeleted {
+				fl |= ackFlagDeleted
+			}
+			buf = appendAck(buf, k, r.soft, fl)
+		}
+	}
+	return buf
 }
 
 func appendAck(buf []byte, key string, version uint64, flags byte) []byte {
@@ -196,24 +289,7 @@ func openAckJournal(dir string, st ackState) (*ackJournal, error) {
 // journal and cost 2.4 ms a write here; in place it costs about what
 // Badger's own sync does.
 func (j *ackJournal) rewrite() error {
-	buf := []byte(ackMagic + j.st.bootID + "\n")
-	buf = appendAck(buf, "", j.st.synced, ackFlagSync)
-	for k, r := range j.st.keys {
-		var fl byte
-		if r.deleted {
-			fl = ackFlagDeleted
-		}
-		if r.hard > 0 {
-			buf = appendAck(buf, k, r.hard, fl)
-		}
-		if r.soft > r.hard {
-			fl := byte(ackFlagSoft)
-			if r.softDeleted {
-				fl |= ackFlagDeleted
-			}
-			buf = appendAck(buf, k, r.soft, fl)
-		}
-	}
+	buf := j.st.encode()
 	used := len(buf)
 	buf = append(buf, make([]byte, used+ackSlack)...)
 	name := filepath.Join(j.dir, ackFileName)

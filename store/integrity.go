@@ -308,11 +308,44 @@ func postOpenCheck(db *badger.DB, path string, acks ackState, log *slog.Logger) 
 		log.Error("store: integrity check failed", "path", path, "problem", what)
 		return nil, err
 	}
+	acks.settle(func(k string) (seen, bool) { r, ok := have[k]; return r, ok })
 	j, err := openAckJournal(path, acks)
 	if err != nil {
 		return nil, accessError(path, ackFileName, err)
 	}
 	return j, nil
+}
+
+// settle brings the soft records the check did not require down to what the
+// files hold, before the journal is rewritten under this kernel boot's id.
+// After a power cut (the journal is from another boot) a soft record newer
+// than every sync may name a write the disk never got, which is allowed;
+// kept as it was, the rewrite would make the next start in this boot
+// require it and call a healthy database damaged.
+func (st *ackState) settle(have func(string) (seen, bool)) {
+	if st.bootID != "" && st.bootID == bootID() {
+		return // the same boot: every soft record was required, and is there
+	}
+	covered := st.covered()
+	for k, a := range st.keys {
+		if a.soft <= a.hard || a.soft <= covered {
+			continue
+		}
+		got, ok := have(k)
+		switch {
+		case !ok && a.softDeleted:
+			continue // retention's delete, its tombstone compacted away
+		case !ok || got.version <= a.hard:
+			a.soft, a.softDeleted = 0, false
+		case got.version < a.soft:
+			a.soft, a.softDeleted = got.version, got.deleted
+		}
+		if a.hard == 0 && a.soft == 0 {
+			delete(st.keys, k)
+		} else {
+			st.keys[k] = a
+		}
+	}
 }
 
 // openError explains an error of badger.Open that Open's own cases did not.
