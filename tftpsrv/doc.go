@@ -87,9 +87,9 @@
 // Floods: the door answers inline (one parse, one send, no goroutine per
 // packet). Transfers are limited three ways (limits.go): 512 under way in
 // all, DefaultPerClientLimit (4) under way per client IP, and a deadline
-// for a whole transfer sized from the biggest file at 16 KiB/s plus 30 s
-// (82 s for Debian's ipxe.efi; a client ACKing a block every 0.8 s would
-// otherwise hold a slot for 22 minutes). When the total or a client's
+// for a whole transfer sized from its file at 16 KiB/s plus 30 s (82 s for
+// Debian's ipxe.efi; a client ACKing a block every 0.8 s would otherwise
+// hold a slot for 22 minutes). When the total or a client's
 // limit is reached, the server swaps the socket filter for one that sends
 // all requests, or that client's (the IPv4 source address is read from
 // the IP header, SKF_NET_OFF), to the door, which drops them unanswered

@@ -146,11 +146,25 @@ func (s *Server) clean(name string) (string, *RequestError) {
 	return CleanName(name)
 }
 
-// deadlineFor is a transfer's deadline: the server's, or longer for a
-// generated file bigger than every served one (a relayed installer initrd).
+// deadlineFor is a transfer's deadline: sized from its own file, so that a
+// slow client holds its slot for 34 s on undionly.kpxe and 82 s on
+// ipxe.efi, not for the 4.4 minutes the Secure Boot chain's grubx64.efi
+// needs; or Config.TransferDeadline when set, longer for a generated file
+// that needs more (a relayed installer initrd).
 func (s *Server) deadlineFor(f file, size int) time.Duration {
+	if s.deadline == 0 {
+		return transferDeadline(size)
+	}
 	if s.gen.Make == nil || f.name != s.gen.Prefix {
 		return s.deadline
 	}
 	return max(s.deadline, transferDeadline(size))
+}
+
+// deadlineText describes the deadline for the start-up log.
+func (s *Server) deadlineText() string {
+	if s.deadline == 0 {
+		return fmt.Sprintf("%v + the file's size at %d KiB/s", deadlineSlack, slowRate>>10)
+	}
+	return s.deadline.String()
 }

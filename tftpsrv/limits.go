@@ -24,7 +24,7 @@ const DefaultPerClientLimit = 4
 
 // Transfer deadline. A whole transfer must end within
 //
-//	deadlineSlack + size of the biggest served file / slowRate
+//	deadlineSlack + size of its file / slowRate
 //
 // slowRate is 16 KiB/s: 32 blocks of 512 bytes (the smallest block size)
 // a second, a block every 31 ms. A PXE ROM on a LAN ACKs within a
@@ -38,8 +38,8 @@ const (
 	deadlineSlack = 30 * time.Second
 )
 
-// transferDeadline returns the deadline for a server whose biggest file is
-// size bytes.
+// transferDeadline returns the deadline for the transfer of a file of size
+// bytes.
 func transferDeadline(size int) time.Duration {
 	return deadlineSlack + time.Duration(size)*time.Second/slowRate
 }

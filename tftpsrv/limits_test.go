@@ -261,9 +261,21 @@ func TestTransferDeadlineDefault(t *testing.T) {
 	if d := transferDeadline(850528); d < 80*time.Second || d > 90*time.Second {
 		t.Fatalf("deadline for ipxe.efi = %v, want 30 s + 52 s", d)
 	}
+	// Each transfer's deadline is its own file's: a slow client holds a
+	// slot 34 s on undionly.kpxe, not the minutes the biggest file (the
+	// Secure Boot chain's grubx64.efi, 3.8 MB: 4.4 min) needs.
 	e := startServer(t, -1)
-	if want := transferDeadline(len(e.want(t, assets.IPXEEFI))); e.srv.deadline < want {
-		t.Fatalf("server deadline %v is shorter than ipxe.efi's %v", e.srv.deadline, want)
+	for _, name := range []string{assets.UndionlyKPXE, assets.IPXEEFI, assets.ScriptBoot} {
+		size := len(e.want(t, name))
+		if got, want := e.srv.deadlineFor(file{name: name, size: size}, size), transferDeadline(size); got != want {
+			t.Errorf("deadline for %s (%d bytes) = %v, want %v", name, size, got, want)
+		}
+	}
+	if d := e.srv.deadlineFor(file{name: "grubx64.efi"}, 3_900_000); d < 4*time.Minute {
+		t.Errorf("deadline for a 3.9 MB file = %v: too short for 16 KiB/s", d)
+	}
+	if d := e.srv.deadlineFor(file{name: assets.UndionlyKPXE}, 70_000); d > 40*time.Second {
+		t.Errorf("deadline for a 70 KB file = %v", d)
 	}
 }
 

@@ -74,8 +74,8 @@ type Config struct {
 	// means DefaultPerClientLimit. Tests that play many machines from
 	// 127.0.0.1 raise it.
 	PerClientLimit int
-	// TransferDeadline bounds a whole transfer; 0 means the default sized
-	// from the biggest served file (transferDeadline). Tests shorten it.
+	// TransferDeadline bounds a whole transfer; 0 means a deadline sized
+	// from each transfer's own file (transferDeadline). Tests shorten it.
 	TransferDeadline time.Duration
 	// ShutdownTimeout is how long Serve, once its context ends, lets the
 	// transfers under way run before it ends them with an ERROR (at their
@@ -129,7 +129,7 @@ type Server struct {
 	pinConn *net.UDPConn // requests for known names, served by pin/tftp
 	pin     *tftp.Server
 
-	deadline time.Duration // for a whole transfer
+	deadline time.Duration // for a whole transfer; 0: sized from its file
 	grace    time.Duration // Config.ShutdownTimeout
 	cut      chan struct{} // closed when the transfers under way must end
 	ipv4     bool          // the request port is IPv4: the filter can hold clients back
@@ -210,15 +210,8 @@ func New(cfg Config) (*Server, error) {
 	if s.perLimit <= 0 {
 		s.perLimit = DefaultPerClientLimit
 	}
-	s.deadline = cfg.TransferDeadline
+	s.deadline = max(cfg.TransferDeadline, 0) // 0: each file's own (deadlineFor)
 	s.grace, s.cut = cfg.ShutdownTimeout, make(chan struct{})
-	if s.deadline <= 0 {
-		biggest := 0
-		for _, f := range s.files {
-			biggest = max(biggest, f.size)
-		}
-		s.deadline = transferDeadline(biggest)
-	}
 
 	addr := cfg.Addr
 	if addr == "" {
@@ -281,7 +274,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	maxActive := s.maxActive
 	s.gateMu.Unlock()
 	s.log.Info("TFTP server listening", "addr", s.Addr().String(), "files", s.names(), "loop_window", window,
-		"max_transfers", maxActive, "per_client", s.perLimit, "transfer_deadline", s.deadline.String())
+		"max_transfers", maxActive, "per_client", s.perLimit, "transfer_deadline", s.deadlineText())
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
