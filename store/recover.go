@@ -53,11 +53,11 @@ func Recover(from, to string, log *slog.Logger) (RecoverReport, error) {
 	}
 	if a, err := filepath.Abs(from); err == nil {
 		if b, err := filepath.Abs(to); err == nil && a == b {
-			return rep, fmt.Errorf("recover: --from and --to are the same directory (%s); salvage into a new one", a)
+			return rep, fmt.Errorf("--from and --to are the same directory (%s); salvage into a new one", a)
 		}
 	}
 	if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
-		return rep, fmt.Errorf("recover: %s is not a database directory: %v", from, err)
+		return rep, fmt.Errorf("%s is not a database directory: %v", from, err)
 	}
 	keys := map[string]salvaged{}
 	visit := func(key []byte, version uint64, meta byte, value []byte) {

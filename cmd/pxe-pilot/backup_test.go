@@ -284,7 +284,7 @@ func exitCode(err error) int {
 // the settings); "serve -h" still lists the settings.
 func TestHelpListsCommands(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}} {
-		if code, out := runCmd(t, nil, args...); code != 0 || !strings.Contains(out, "pxe-pilot nodes") || !strings.Contains(out, "pxe-pilot restore") {
+		if code, out := runCmd(t, nil, args...); code != 0 || !strings.Contains(out, "pxe-pilot nodes") || !strings.Contains(out, "pxe-pilot restore") || !strings.Contains(out, "pxe-pilot explain") {
 			t.Errorf("%v: exit %d:\n%s", args, code, out)
 		}
 	}

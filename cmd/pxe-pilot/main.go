@@ -46,6 +46,12 @@ Usage:
   pxe-pilot cancel <mac>        cancel a pending reinstall
   pxe-pilot forget <mac>        delete a node and its history
   pxe-pilot installed <mac>     report an installation as finished
+  pxe-pilot profiles            list the boot profiles in force, the groups, the default
+  pxe-pilot assign <mac> <profile|->
+                                give a machine a profile (- clears the assignment)
+  pxe-pilot label <mac> key=value...
+                                replace a machine's labels (they place it in groups)
+  pxe-pilot explain <mac>       what the machine would boot now, and which rule decided
   pxe-pilot health              exit 0 if the appliance answers /health
   pxe-pilot backup <file>       write a backup of the running appliance's database
   pxe-pilot restore <file> --to <new dir>
