@@ -88,6 +88,8 @@ func TestHelperProcess(t *testing.T) {
 		code = fillHelper(dir, say)
 	case "fsyncfail":
 		code = fsyncFailHelper(dir, say)
+	case "fsyncfailboot":
+		code = fsyncFailBootHelper(dir, say)
 	default:
 		say("unknown helper mode %q", mode)
 		code = 2

@@ -526,7 +526,17 @@ func (s *Store) update(m MAC, c *commit, fn func(txn *badger.Txn) (durable bool,
 		return nil
 	}
 	if err := s.syncWAL(); err != nil {
-		return fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
+		err = fmt.Errorf("database at %s: committed but not synced to disk: %w", s.path, err)
+		if c.undo != nil {
+			var uc commit
+			if uerr := s.update(m, &uc, func(txn *badger.Txn) (bool, error) { return false, c.undo(txn, &uc) }); uerr != nil {
+				return errors.Join(err, fmt.Errorf("node %s: undoing the change failed too: %w", m, uerr))
+			}
+			if uc.wrote {
+				s.log.Error("store: a boot's change was committed but its fsync failed; undone, so the machine's reinstall stays pending", "mac", m, "err", err)
+			}
+		}
+		return err
 	}
 	return s.ackCommit(ack) // hook (ackhooks.go): journal it after Badger's fsync
 }
@@ -538,6 +548,9 @@ type commit struct {
 	event  *Event
 	wrote  bool
 	entry  *badger.Entry // the node record's, as put set it
+	// undo, when set, puts the node back if the commit's fsync fails
+	// (undoBoot); it runs in a transaction of its own.
+	undo func(*badger.Txn, *commit) error
 }
 
 func (s *Store) committed(m MAC, c *commit) {
@@ -799,7 +812,7 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		if err != nil {
 			return false, err
 		}
-		before := n.State
+		before, orig := n.State, n
 		seen := now
 		n.LastSeen = &seen
 		n.BootCount++
@@ -827,12 +840,43 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 		if err := c.put(txn, stored, n, q); err != nil {
 			return false, err
 		}
+		if n.State != before && !isNew {
+			c.undo = s.undoBoot(m, orig, n, sg)
+		}
 		return n.State != before, nil
 	})
 	if err != nil {
 		return Node{}, Event{}, err
 	}
 	return n, ev, nil
+}
+
+// undoBoot puts a node back as it was before a boot that changed its state
+// (a consumed reinstall flag: reinstall → installing), for when that boot's
+// fsync is the one that fails. The machine then gets the error script and
+// boots its disk, so the reinstall must stay pending, as for the boots the
+// failed sync refuses before they commit (syncfail.go). The undo is itself
+// not durable (nothing is, after a failed sync); Close's flush keeps it. It
+// does nothing if the node changed since (another writer came first).
+func (s *Store) undoBoot(m MAC, prev, wrote Node, sg Sighting) func(*badger.Txn, *commit) error {
+	return func(txn *badger.Txn, c *commit) error {
+		cur, q, err := getNode(txn, m)
+		if err != nil {
+			return err
+		}
+		if cur.State != wrote.State || !cur.StateChangedAt.Equal(wrote.StateChangedAt) || cur.InstallCount != wrote.InstallCount {
+			return nil
+		}
+		back := prev
+		back.LastSeen, back.LastIP, back.BootCount, back.Facts = cur.LastSeen, cur.LastIP, cur.BootCount, cur.Facts
+		ev := Event{Time: sg.Time, IP: sg.IP, Decision: DecisionError, State: back.State,
+			Reason: "the database could not sync this boot to disk, so the machine got the error script: " + string(wrote.State) + " undone, the node stays " + string(back.State)}
+		c.event = &ev
+		if err := s.addEvent(txn, m, sg.Time, ev, false, &q); err != nil {
+			return err
+		}
+		return c.put(txn, cur.State, back, q)
+	}
 }
 
 // mergeFacts keeps what the node already told us when a later boot does not

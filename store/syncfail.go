@@ -17,7 +17,8 @@ package store
 // journal, or of the database directory) is kept: from then on the store
 // refuses every write that must be durable (admin changes, and a boot that
 // would serve the installer, which then boots its disk with the reinstall
-// still pending), writes no more sync marks, and Ping reports it, so
+// still pending; the boot whose own fsync failed first is undone, undoBoot),
+// writes no more sync marks, and Ping reports it, so
 // /health answers 503. Boot bookkeeping still goes to Badger's write-ahead
 // log (it never promised more than the page cache until the next sync),
 // and Close still flushes every memtable into new, synced tables. The way

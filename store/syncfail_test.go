@@ -53,33 +53,90 @@ func privateTmpfs(mnt string, size int64) error {
 	return nil
 }
 
+// diskThatCannotWriteBack mounts, in this (new) mount namespace, ext2 on a
+// loop device over a sparse 96 MiB image in a 24 MiB tmpfs at mnt. fill
+// fills the tmpfs, so that the image can no longer grow: from then on, the
+// write-back of a page into a block the image never had fails with ENOSPC
+// in the block layer, as on a failing disk or a full thin volume. It
+// returns the filler's path; removing it gives the space back.
+func diskThatCannotWriteBack(mnt string) (fsDir string, fill func() (string, error), unmount func(), err error) {
+	if err := privateTmpfs(mnt, 24<<20); err != nil {
+		return "", nil, nil, err
+	}
+	img, fsDir := filepath.Join(mnt, "disk.img"), filepath.Join(mnt, "fs")
+	unmount = func() { syscall.Unmount(fsDir, 0); syscall.Unmount(mnt, syscall.MNT_DETACH) }
+	err = func() error {
+		if err := os.WriteFile(img, nil, 0o600); err != nil {
+			return err
+		}
+		if err := os.Truncate(img, 96<<20); err != nil { // sparse: only what is written takes tmpfs pages
+			return err
+		}
+		if err := os.Mkdir(fsDir, 0o700); err != nil {
+			return err
+		}
+		for _, c := range [][]string{
+			{"mkfs.ext2", "-q", "-F", img},
+			// mount(8) sets the loop device up to detach itself on unmount.
+			{"mount", "-t", "ext2", "-o", "loop,errors=continue", img, fsDir},
+		} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", strings.Join(c, " "), err, out)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		unmount()
+		return "", nil, nil, err
+	}
+	fill = func() (string, error) {
+		filler := filepath.Join(mnt, "filler")
+		f, err := os.Create(filler)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		chunk := make([]byte, 1<<20)
+		for i := 0; i < 32; i++ { // bounded: the tmpfs is 24 MiB
+			if _, err = f.Write(chunk); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			return "", fmt.Errorf("filling the tmpfs: %v, want ENOSPC", err)
+		}
+		return filler, nil
+	}
+	return fsDir, fill, unmount, nil
+}
+
+// syncUntilClean syncs s's logs until a sync succeeds once the space is
+// back: the kernel reports each write-back error once, so the errors of
+// pages the flusher wrote back before are reported first (bounded: 20
+// tries).
+func syncUntilClean(s *Store, say func(string, ...any)) error {
+	for i := 0; ; i++ {
+		err := s.syncWAL()
+		if err == nil {
+			say("with space back, syncWAL succeeded at try %d", i+1)
+			return nil
+		}
+		if i == 20 {
+			return fmt.Errorf("syncWAL with space back, 20 times: %v (the kernel should report a write-back error once)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // fsyncFailHelper runs in its own mount namespace.
 func fsyncFailHelper(mnt string, say func(string, ...any)) int {
 	fail := func(f string, a ...any) int { say("fail "+f, a...); return 1 }
-	if err := privateTmpfs(mnt, 24<<20); err != nil {
+	fsDir, fill, unmount, err := diskThatCannotWriteBack(mnt)
+	if err != nil {
 		return fail("%v", err)
 	}
-	defer syscall.Unmount(mnt, syscall.MNT_DETACH)
-	img, fsDir := filepath.Join(mnt, "disk.img"), filepath.Join(mnt, "fs")
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		return fail("%v", err)
-	}
-	if err := os.Truncate(img, 96<<20); err != nil { // sparse: only what is written takes tmpfs pages
-		return fail("%v", err)
-	}
-	if err := os.Mkdir(fsDir, 0o700); err != nil {
-		return fail("%v", err)
-	}
-	for _, c := range [][]string{
-		{"mkfs.ext2", "-q", "-F", img},
-		// mount(8) sets the loop device up to detach itself on unmount.
-		{"mount", "-t", "ext2", "-o", "loop,errors=continue", img, fsDir},
-	} {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return fail("%s: %v: %s", strings.Join(c, " "), err, out)
-		}
-	}
-	defer syscall.Unmount(fsDir, 0)
+	defer unmount()
 	dir := filepath.Join(fsDir, "pxe.db")
 
 	syncErrs := make(chan error, 100)
@@ -109,21 +166,9 @@ func fsyncFailHelper(mnt string, say func(string, ...any)) int {
 		return fail("Ping before the failure: %v", err)
 	}
 
-	// Fill the tmpfs, in bounded steps: the image can no longer grow.
-	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
+	filler, err := fill()
 	if err != nil {
 		return fail("%v", err)
-	}
-	chunk := make([]byte, 1<<20)
-	for i := 0; i < 32; i++ {
-		if _, err = f.Write(chunk); err != nil {
-			break
-		}
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		return fail("filling the tmpfs: %v, want ENOSPC", err)
 	}
 
 	// Boots of new machines, which sync only in the background, until the
@@ -184,16 +229,8 @@ func fsyncFailHelper(mnt string, say func(string, ...any)) int {
 	if err := os.Remove(filler); err != nil {
 		return fail("%v", err)
 	}
-	for i := 0; ; i++ {
-		err := s.syncWAL()
-		if err == nil {
-			say("with space back, syncWAL succeeded at try %d", i+1)
-			break
-		}
-		if i == 20 {
-			return fail("syncWAL with space back, 20 times: %v (the kernel should report a write-back error once)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := syncUntilClean(s, say); err != nil {
+		return fail("%v", err)
 	}
 	s.acks.mu.Lock()
 	marked := s.acks.st.synced
@@ -229,5 +266,121 @@ func fsyncFailHelper(mnt string, say func(string, ...any)) int {
 		return fail("after the reopen, the refused %s: %v", refused, err)
 	}
 	say("ok refused durable writes from the failed sync on, kept every acknowledged one")
+	return 0
+}
+
+// TestFirstFailedFsyncUndoesTheBoot: when the fsync that fails first is a
+// boot's own (the one that consumed a reinstall flag), that boot is undone:
+// the machine got the error script and boots its disk, so its reinstall
+// stays pending, as for the boots refused after the failure. It used to
+// stay "installing" with no installer running, until the stall sweep
+// marked it failed. Root, like TestFsyncFailureIsSticky.
+func TestFirstFailedFsyncUndoesTheBoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("TestFirstFailedFsyncUndoesTheBoot mounts a loop device in a private mount namespace and needs root (CI runs as root)")
+	}
+	for _, tool := range []string{"mkfs.ext2", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (apt-get install e2fsprogs mount): %v", tool, err)
+		}
+	}
+	inMountNamespace(t, "fsyncfailboot")
+}
+
+// fsyncFailBootHelper runs in its own mount namespace.
+func fsyncFailBootHelper(mnt string, say func(string, ...any)) int {
+	fail := func(f string, a ...any) int { say("fail "+f, a...); return 1 }
+	fsDir, fill, unmount, err := diskThatCannotWriteBack(mnt)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer unmount()
+	dir := filepath.Join(fsDir, "pxe.db")
+	// No background sync: the first sync after the fill is a boot's own.
+	open := func() (*Store, error) { return Open(dir, Options{Logger: quiet, SyncInterval: time.Hour}) }
+	s, err := open()
+	if err != nil {
+		return fail("open: %v", err)
+	}
+	defer func() { s.Close() }()
+	const flagged = 40
+	for i := 0; i < flagged; i++ {
+		if _, err := s.SetReinstall(macN(i), true, t0); err != nil {
+			return fail("SetReinstall before the fill: %v", err)
+		}
+	}
+	filler, err := fill()
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Boots of new machines dirty pages the image has no blocks for; then
+	// a flagged machine boots, and its fsync writes them back. Bounded:
+	// 40 flagged machines, 200 boots before each.
+	victim, served := MAC(""), 0
+	for i := 0; i < flagged && victim == ""; i++ {
+		for j := 0; j < 200; j++ {
+			if _, _, err := s.RecordBoot(macN(1000+i*200+j), Sighting{Time: t0, IP: "203.0.113.7"}, localDecision); err != nil {
+				return fail("a boot that changes no state, before any sync failed: %v", err)
+			}
+		}
+		_, ev, err := s.RecordBoot(macN(i), Sighting{Time: t0.Add(time.Minute), IP: "203.0.113.8"}, localDecision)
+		switch {
+		case err == nil && ev.Decision == DecisionReinstall:
+			served++
+		case err != nil && strings.Contains(err.Error(), "committed but not synced"):
+			victim = macN(i)
+			say("the fsync of %s's boot failed first, after %d flagged boots were served: %v", victim, served, err)
+		default:
+			return fail("boot of flagged %s: %+v, %v", macN(i), ev, err)
+		}
+	}
+	if victim == "" {
+		return fail("no boot's fsync failed on a file system that cannot write back")
+	}
+	check := func(when string) int {
+		n, err := s.Get(victim)
+		if err != nil || n.State != StateReinstall || !n.Reinstall || n.Install != nil {
+			return fail("%s, %s = %+v, %v; want its reinstall pending", when, victim, n, err)
+		}
+		c, err := s.CountByState()
+		if err != nil || c[StateInstalling] != served || c[StateReinstall] != flagged-served {
+			return fail("%s, counts %v (%v); want %d installing, %d reinstall", when, c, err, served, flagged-served)
+		}
+		installing := 0
+		if err := s.Installing(func(n Node) bool {
+			installing++
+			return n.MAC != victim
+		}); err != nil || installing != served {
+			return fail("%s, the installing index lists %d nodes (%v), want the %d served", when, installing, err, served)
+		}
+		return 0
+	}
+	if check("after the failed fsync") != 0 {
+		return 1
+	}
+	evs, err := s.Events(victim)
+	if err != nil || len(evs) == 0 || evs[0].Decision != DecisionError || !strings.Contains(evs[0].Reason, "could not sync") {
+		return fail("newest event of %s: %+v, %v; want the undo, saying why", victim, evs, err)
+	}
+	if err := s.Ping(); !errors.Is(err, ErrSyncFailed) {
+		return fail("Ping after the failed fsync: %v", err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		return fail("%v", err)
+	}
+	if err := syncUntilClean(s, say); err != nil {
+		return fail("%v", err)
+	}
+	if err := s.Close(); err != nil {
+		return fail("Close: %v", err)
+	}
+	if s, err = open(); err != nil {
+		return fail("reopening: %v", err)
+	}
+	if check("after the reopen") != 0 {
+		return 1
+	}
+	say("ok the boot whose fsync failed first was undone, its reinstall kept")
 	return 0
 }
