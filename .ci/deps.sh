@@ -10,13 +10,15 @@
 # (a real installer, d-i, for the e2e profile scenarios), shim-signed +
 # grub-efi-amd64-signed (the Secure Boot chain the appliance serves;
 # OVMF_CODE_4M.ms.fd from ovmf enforces Secure Boot), e2fsprogs + mount
-# (an ext2 loop device whose write-back fails, for the store's fsync test).
+# (an ext2 loop device whose write-back fails, for the store's fsync test),
+# grub-efi-amd64-bin + gcc (Debian's GRUB module linux.mod, linked into a
+# small program, tells what command line GRUB gives the kernel).
 # Idempotent: it installs only what is missing.
 set -euo pipefail
 pkgs=(qemu-system-x86 seabios ipxe-qemu ipxe ovmf shim-signed grub-efi-amd64-signed dnsmasq-base tftpd-hpa tftp-hpa atftp
   busybox-static cpio linux-image-amd64 tcpdump nmap prometheus iproute2 procps
   kmod systemd dosfstools mtools git make ca-certificates curl libcap2-bin util-linux
-  chromium debian-installer-12-netboot-amd64 e2fsprogs mount)
+  chromium debian-installer-12-netboot-amd64 e2fsprogs mount grub-efi-amd64-bin gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

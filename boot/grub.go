@@ -22,9 +22,15 @@ import (
 // carries (URLs, kernel arguments, messages) is therefore written as one
 // single-quoted word per kernel argument (grubWord), in which GRUB gives no
 // character a meaning; "ds=nocloud-net;s=http://…/" reaches the kernel
-// intact. GRUB passes each argument on to the kernel joined by one space,
-// so splitting the command line at white space and quoting each word
-// changes nothing for the kernel.
+// intact. GRUB's linux and chainloader commands then join the arguments
+// into the kernel's command line their own way (grub_create_loader_cmdline
+// in Debian's 2.06): an argument with a space is wrapped in double quotes,
+// and every '"', "'" and "\\" gets a backslash before it. So the command
+// line is split into arguments as the kernel splits it (kernelArgs: double
+// quotes group words and are dropped), which GRUB's quoting gives back to
+// the kernel as the same values iPXE passes, and a command line with "'" or
+// "\\" is refused for GRUB (GRUBCheck): the kernel would get them with a
+// backslash (measured by linking Debian's linux.mod).
 //
 // GRUB fetches files by device, not URL: http://host:port/path becomes
 // (http,host:port)/path and tftp://host/path (tftp,host)/path. GRUB has no
@@ -62,17 +68,17 @@ func GRUB(p Plan) ([]byte, error) {
 		case profiles.KindEFI:
 			echo(mac + " chains " + p.EFI + " (profile " + p.Profile + ")")
 			dev, _ := grubPath(p.EFI)
-			line("chainloader %s", grubWords(dev, p.Args))
+			line("chainloader %s", grubArgs(dev, p.Args))
 		default:
 			echo(mac + " reinstalls now with profile " + p.Profile)
 			dev, _ := grubPath(p.Kernel)
-			line("linux %s", grubWords(dev, p.Cmdline))
+			line("linux %s", grubArgs(dev, p.Cmdline))
 			if len(p.Initrds) > 0 {
 				devs := make([]string, len(p.Initrds))
 				for i, in := range p.Initrds {
 					devs[i], _ = grubPath(in.URL)
 				}
-				line("initrd %s", grubWords(strings.Join(devs, " "), ""))
+				line("initrd %s", grubArgs(strings.Join(devs, " "), ""))
 			}
 		}
 		line("boot")
@@ -84,7 +90,8 @@ func GRUB(p Plan) ([]byte, error) {
 }
 
 // grubLeave ends every script: boot the first local disk's EFI loader at
-// the removable-media path, else leave GRUB. Measured with OVMF: GRUB 2.06's
+// the removable-media path (BOOTX64.EFI, or BOOTAA64.EFI for an arm64 GRUB,
+// which ProxyDHCP's shimaa64.efi starts), else leave GRUB. Measured with OVMF: GRUB 2.06's
 // "exit" always returns EFI_SUCCESS, which EDK2 answers with its boot
 // manager menu instead of the next boot entry (iPXE's "exit 1" has no
 // GRUB form), so a plain exit would leave the machine waiting at the menu.
@@ -93,11 +100,16 @@ func GRUB(p Plan) ([]byte, error) {
 // builds the loaded image's device path from $root, and a shim started with
 // the network device's path finds no file system next to itself
 // ("Failed to find fs: Unsupported", measured).
-const grubLeave = `if search --no-floppy --file --set=pxe_pilot_disk /EFI/BOOT/BOOTX64.EFI
+const grubLeave = `set pxe_pilot_efi=/EFI/BOOT/BOOTX64.EFI
+if [ "$grub_cpu" = arm64 ]
+then
+set pxe_pilot_efi=/EFI/BOOT/BOOTAA64.EFI
+fi
+if search --no-floppy --file --set=pxe_pilot_disk $pxe_pilot_efi
 then
 echo 'PXE Pilot: starting the local disk'\''s EFI loader'
 set root=$pxe_pilot_disk
-chainloader /EFI/BOOT/BOOTX64.EFI
+chainloader $pxe_pilot_efi
 boot
 fi
 echo 'PXE Pilot: no bootable local disk found; leaving GRUB for the firmware'
@@ -119,8 +131,8 @@ func GRUBCheck(p Plan) error {
 		}
 	}
 	for _, u := range urls {
-		if strings.HasPrefix(u, "https://") {
-			continue // relayed by the appliance
+		if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+			continue // relayed by the appliance (Debian's GRUB has no http)
 		}
 		if _, err := grubPath(u); err != nil {
 			return fmt.Errorf("profile %s: %v", p.Profile, err)
@@ -128,10 +140,59 @@ func GRUBCheck(p Plan) error {
 	}
 	for _, s := range append(urls, p.Cmdline, p.Args) {
 		if strings.Contains(s, "${") {
-			return fmt.Errorf("profile %s uses an iPXE setting in %q, which GRUB cannot expand; use the template variables instead", p.Profile, s)
+			return fmt.Errorf("profile %s uses an iPXE setting in %q, which GRUB cannot expand; use the template variables instead", p.Profile, redact(s))
+		}
+	}
+	for _, s := range []string{p.Cmdline, p.Args} {
+		if strings.ContainsAny(s, `'\`) {
+			return fmt.Errorf("profile %s: GRUB puts a backslash before every ' and \\ of a kernel argument, so %q would reach the kernel changed; write it without them, or give this machine the ipxe loader", p.Profile, s)
+		}
+		if strings.Count(s, `"`)%2 != 0 {
+			return fmt.Errorf("profile %s: %q has an unbalanced double quote", p.Profile, s)
 		}
 	}
 	return nil
+}
+
+// kernelArgs splits a command line into arguments as the Linux kernel does
+// (next_arg in kernel/params.c): at white space outside double quotes, the
+// quotes themselves dropped. key="a b" and "key=a b" are both the argument
+// key=a b, which GRUB hands the kernel as "key=a b": the value a b, as iPXE
+// passes it.
+func kernelArgs(s string) []string {
+	var (
+		args   []string
+		cur    strings.Builder
+		quoted bool
+		any    bool
+	)
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, any = !quoted, true
+		case !quoted && (r == ' ' || r == '\t' || r == '\n' || r == '\r'):
+			if any {
+				args = append(args, cur.String())
+				cur.Reset()
+				any = false
+			}
+		default:
+			cur.WriteRune(r)
+			any = true
+		}
+	}
+	if any {
+		args = append(args, cur.String())
+	}
+	return args
+}
+
+// redact hides a URL's password in a message.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // grubPath turns a URL into GRUB's (proto,host)/path. An absolute path
@@ -145,10 +206,10 @@ func grubPath(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tftp") || u.User != nil || u.Fragment != "" {
-		return "", fmt.Errorf("GRUB can only boot http(s):// and tftp:// URLs with a host, not %q", raw)
+		return "", fmt.Errorf("GRUB can only boot http(s):// and tftp:// URLs with a host, not %q", redact(raw))
 	}
 	if u.Scheme == "https" {
-		return "", fmt.Errorf("GRUB has no https; %q must be relayed (the appliance's /grub/node/ folder)", raw)
+		return "", fmt.Errorf("GRUB has no https; %q must be relayed (the appliance's /grub/node/ folder)", redact(raw))
 	}
 	p := u.EscapedPath()
 	if p == "" {
@@ -160,11 +221,11 @@ func grubPath(raw string) (string, error) {
 	return "(" + u.Scheme + "," + u.Host + ")" + p, nil
 }
 
-// grubWords quotes first (one word, may hold spaces-separated devices for
-// initrd) and each white-space-separated word of rest.
-func grubWords(first, rest string) string {
+// grubArgs quotes each word of first (white-space-separated devices for
+// initrd) and each kernel argument of rest (kernelArgs).
+func grubArgs(first, rest string) string {
 	words := strings.Fields(first)
-	words = append(words, strings.Fields(rest)...)
+	words = append(words, kernelArgs(rest)...)
 	for i, w := range words {
 		words[i] = grubWord(w)
 	}

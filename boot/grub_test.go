@@ -13,7 +13,8 @@ import (
 // loadGRUBProfiles reads testdata/grub-profiles.yaml: one profile of each
 // kind GRUB must handle, the ubuntu preset among them (its
 // "ds=nocloud-net;s=…" has the ";" GRUB would otherwise read as a command
-// separator), and kernel arguments with a quote and a "$".
+// separator), kernel arguments in double quotes and with a "$", and one
+// with a single quote, which GRUB cannot pass unchanged.
 func loadGRUBProfiles(t *testing.T) *profiles.Set {
 	t.Helper()
 	set, err := profiles.Load(filepath.Join("testdata", "grub-profiles.yaml"), profiles.Seed{})
@@ -43,7 +44,7 @@ func TestGRUBGolden(t *testing.T) {
 		want     []string
 	}{
 		{file: "reinstall.grub", node: reinstall(""), decision: store.DecisionReinstall, install: true,
-			want: []string{"linux '(http,198.51.100.10)/debian/linux' 'console=ttyS0'", `'it'\''s=quoted' '$notavar'`,
+			want: []string{"linux '(http,198.51.100.10)/debian/linux' 'console=ttyS0'", `'preseed/late_command=in-target true' 'ds=nocloud;s=/x/' '$notavar'`,
 				"initrd '(http,198.51.100.10)/debian/initrd.gz' '(http,198.51.100.10:8080)/extra.cpio?mac=52:54:00:12:34:56'"}},
 		{file: "reinstall-ubuntu.grub", node: reinstall("ubuntu"), decision: store.DecisionReinstall, install: true,
 			want: []string{"'ds=nocloud-net;s=http://198.51.100.1:8000/install/52:54:00:12:34:56/tok/'"}},
@@ -57,6 +58,8 @@ func TestGRUBGolden(t *testing.T) {
 			want: []string{"gone", "The reinstall stays pending"}},
 		{file: "ipxe-kind.grub", node: reinstall("script"), decision: store.DecisionError,
 			want: []string{"iPXE script, which GRUB (the Secure Boot loader) cannot run"}},
+		{file: "quote-refused.grub", node: reinstall("quote"), decision: store.DecisionError,
+			want: []string{"GRUB puts a backslash before every", "The reinstall stays pending"}},
 		{file: "ftp.grub", node: reinstall("ftp"), decision: store.DecisionError,
 			want: []string{"GRUB can only boot http(s):// and tftp:// URLs"}},
 		{file: "bad-mac.grub", decision: store.DecisionError, plan: &Plan{Decision: store.DecisionError, Lines: []string{
@@ -185,4 +188,33 @@ func FuzzGRUBWord(f *testing.F) {
 			t.Fatalf("grubWord(%q) reads back as %q", s, b.String())
 		}
 	})
+}
+
+// TestGRUBCheckURLs: http:// and https:// URLs are both relayed by the
+// appliance, credentials or not (http://user:pw@… used to be refused, the
+// reinstall left pending, while https://user:pw@… passed); a URL GRUB
+// cannot use is named without its password.
+func TestGRUBCheckURLs(t *testing.T) {
+	plan := func(kernel string) Plan {
+		return Plan{Decision: store.DecisionReinstall, Profile: "p", Kind: profiles.KindLinux, Kernel: kernel}
+	}
+	for _, u := range []string{"https://user:pw@198.51.100.10/vmlinuz", "http://user:pw@198.51.100.10/vmlinuz", "tftp://198.51.100.10/vmlinuz"} {
+		if err := GRUBCheck(plan(u)); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	err := GRUBCheck(plan("ftp://user:secret@198.51.100.10/vmlinuz"))
+	if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "198.51.100.10") {
+		t.Errorf("ftp:// with a password: %v; want an error naming the URL without its password", err)
+	}
+}
+
+// TestGRUBLeaveArm64: an arm64 GRUB (ProxyDHCP offers arm64 machines
+// shimaa64.efi) boots the disk's BOOTAA64.EFI, not BOOTX64.EFI, which an
+// arm64 disk does not have.
+func TestGRUBLeaveArm64(t *testing.T) {
+	if !strings.Contains(grubLeave, `if [ "$grub_cpu" = arm64 ]`) || !strings.Contains(grubLeave, "set pxe_pilot_efi=/EFI/BOOT/BOOTAA64.EFI") ||
+		!strings.Contains(grubLeave, "search --no-floppy --file --set=pxe_pilot_disk $pxe_pilot_efi") || !strings.Contains(grubLeave, "chainloader $pxe_pilot_efi") {
+		t.Errorf("grubLeave does not choose the loader by $grub_cpu:\n%s", grubLeave)
+	}
 }

@@ -40,7 +40,7 @@ func GRUBConfig(base string) ([]byte, error) {
 set timeout=0
 echo 'PXE Pilot: GRUB asks the appliance how to boot this machine'
 source "/%s${net_default_mac}"
-echo 'PXE Pilot: could not load /%s${net_default_mac} from %s; trying the local disk'
+echo "PXE Pilot: could not load /%s${net_default_mac} from %s; trying the local disk"
 %s`, base, GRUBNodeFolder, GRUBNodeFolder, u.Host, grubLeave)
 	return b.Bytes(), nil
 }
