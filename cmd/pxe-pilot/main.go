@@ -131,6 +131,8 @@ func onInterrupt(ctx context.Context, stderr io.Writer, cmd, left string) (stop 
 const exitInterrupted = 130
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	hup, stopHUP := catchHUP() // first: a SIGHUP while the store opens must not end the process
+	defer stopHUP()
 	cfg, err := loadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -140,7 +142,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	if err := serve(ctx, cfg, log); err != nil {
+	if err := serve(ctx, cfg, log, hup); err != nil {
 		log.Error("pxe-pilot stopped", "err", err)
 		return 1
 	}

@@ -260,3 +260,50 @@ func TestBinaryLimitsKeyGuessing(t *testing.T) {
 		t.Fatalf("console sign-in after the API's wrong keys: %d (csrf %q); want 429", resp.StatusCode, csrf)
 	}
 }
+
+// TestBinarySurvivesSIGHUP: SIGHUP asks for a profiles reload, whenever it
+// comes. It used to be caught only while the reloader ran: one during
+// start-up (the store opening) or during a graceful shutdown ended the
+// process at once, the database unclosed, and systemd, taking SIGHUP for a
+// clean exit, did not restart it. Here SIGHUPs come every 20 ms from 50 ms
+// after the start until the appliance is healthy, and again right after
+// SIGTERM; it must start, then stop with status 0 after closing the store.
+func TestBinarySurvivesSIGHUP(t *testing.T) {
+	bin := buildBinary(t)
+	port := proctest.FreeTCPPort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("PORT=%d", port), "PXE_LISTEN_ADDR=127.0.0.1",
+		"PXE_BASE_URL=" + url, "DATABASE_PATH=" + filepath.Join(t.TempDir(), "db")}
+	done, logs := proctest.Start(t, cmd)
+	time.Sleep(50 * time.Millisecond)
+	healthy := false
+	for i := 0; i < 500 && !healthy; i++ { // bounded: 10 s
+		cmd.Process.Signal(syscall.SIGHUP)
+		select {
+		case err := <-done:
+			t.Fatalf("the appliance ended on a SIGHUP during start-up: %v\n%s", err, logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if resp, err := http.Get(url + "/health"); err == nil {
+			resp.Body.Close()
+			healthy = resp.StatusCode == 200
+		}
+	}
+	if !healthy {
+		t.Fatalf("not healthy after 10 s of SIGHUPs\n%s", logs)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	for i := 0; i < 5; i++ {
+		cmd.Process.Signal(syscall.SIGHUP)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(logs.String(), "database closed") {
+			t.Fatalf("SIGTERM then SIGHUP: %v, want exit 0 after the database closed\n%s", err, logs)
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("did not stop on SIGTERM\n%s", logs)
+	}
+}

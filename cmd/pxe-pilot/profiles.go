@@ -42,17 +42,28 @@ type reloader struct {
 	cfg config
 	set *atomic.Pointer[profiles.Set]
 	log *slog.Logger
+	// hup gets SIGHUP for the whole life of serve (catchHUP), not only
+	// while Serve runs: without a handler, a SIGHUP during start-up or a
+	// graceful shutdown ended the process at once, the database never
+	// closed, and systemd took the signal for a clean exit and did not
+	// restart it.
+	hup <-chan os.Signal
+}
+
+// catchHUP takes SIGHUP from now on (a reload request is never the end of
+// the process) until stop is called.
+func catchHUP() (hup <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }
 
 func (r *reloader) Serve(ctx context.Context) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-hup:
+		case <-r.hup:
 			set, err := profiles.Load(r.cfg.ProfilesFile, r.cfg.Boot.Seed())
 			if err != nil {
 				r.log.Error("SIGHUP: profiles file refused; the profiles in force stay", "file", r.cfg.ProfilesFile, "err", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,7 @@ type server interface {
 
 // serve runs the appliance until ctx ends. The servers stop first; the store
 // closes last, so no in-flight request writes to a closed database.
-func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Signal) error {
 	log.Info("pxe-pilot starting", "version", version)
 	deriveBaseURL(&cfg, log)
 	m := metrics.New(version)
@@ -131,7 +132,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("HTTP API listening", "addr", api.Addr().String(), "base_url", cfg.BaseURL)
-	servers := map[string]server{"http": api, "console": ui, "profiles": &reloader{cfg: cfg, set: prof, log: log}}
+	servers := map[string]server{"http": api, "console": ui, "profiles": &reloader{cfg: cfg, set: prof, log: log, hup: hup}}
 	servers["memory-limit"] = &memoryLimit{Base: cfg.MemoryLimit, PerNode: 256, Every: 100 * time.Millisecond, Log: log,
 		Nodes: func() int {
 			c, _ := st.CountByState()
