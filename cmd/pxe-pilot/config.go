@@ -233,8 +233,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.ShutdownTimeout = parseDuration(raw, "PXE_SHUTDOWN_TIMEOUT", bad)
 	c.TFTPEnabled = parseBool(raw, "PXE_TFTP_ENABLED", bad)
 	c.TFTPAddr = raw["PXE_TFTP_ADDR"]
-	if _, _, err := net.SplitHostPort(c.TFTPAddr); err != nil {
-		bad("PXE_TFTP_ADDR", "must be host:port, e.g. :69 or 203.0.113.10:69")
+	if _, port, err := net.SplitHostPort(c.TFTPAddr); err != nil || !fixedPort(port) {
+		bad("PXE_TFTP_ADDR", "must be host:port with a port from 1 to 65535 (firmware asks on 69), e.g. :69 or 203.0.113.10:69")
 	}
 	if raw["PXE_TFTP_LOOP_WINDOW"] != "0" { // 0 turns the loop breaker off
 		c.TFTPLoopWindow = parseDuration(raw, "PXE_TFTP_LOOP_WINDOW", bad)
@@ -359,4 +359,18 @@ func parseBool(raw map[string]string, env string, bad func(string, string)) bool
 	}
 	bad(env, "must be 1/true/yes or 0/false/no")
 	return false
+}
+
+// fixedPort says whether port names one port to listen on: a number from 1
+// to 65535 or a service name ("tftp"), not empty or 0 (a random port, which
+// no firmware would find).
+func fixedPort(port string) bool {
+	if port == "" {
+		return false
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		return n >= 1 && n <= 65535
+	}
+	_, err := net.LookupPort("udp", port)
+	return err == nil
 }

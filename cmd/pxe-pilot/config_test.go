@@ -83,6 +83,10 @@ func TestLoadConfigErrorsNameTheSetting(t *testing.T) {
 		{env: map[string]string{"PXE_LOG_FORMAT": "xml"}, want: []string{"PXE_LOG_FORMAT", "text or json"}},
 		{env: map[string]string{"PXE_LOG_LEVEL": "loud"}, want: []string{"PXE_LOG_LEVEL"}},
 		{env: map[string]string{"PXE_TFTP_ADDR": "69"}, want: []string{"PXE_TFTP_ADDR", "host:port"}},
+		// An empty or zero port listened on a random one, which no firmware finds.
+		{env: map[string]string{"PXE_TFTP_ADDR": "127.0.0.1:"}, want: []string{"PXE_TFTP_ADDR", "from 1 to 65535"}},
+		{env: map[string]string{"PXE_TFTP_ADDR": ":0"}, want: []string{"PXE_TFTP_ADDR", "from 1 to 65535"}},
+		{env: map[string]string{"PXE_TFTP_ADDR": "0.0.0.0:70000"}, want: []string{"PXE_TFTP_ADDR", "from 1 to 65535"}},
 		{env: map[string]string{"PXE_TFTP_LOOP_WINDOW": "-1s"}, want: []string{"PXE_TFTP_LOOP_WINDOW", "positive duration"}},
 		{env: map[string]string{"PXE_EFI_BINARY": "grub.efi"}, want: []string{"PXE_EFI_BINARY", "snponly.efi"}},
 		{env: map[string]string{"PXE_LISTEN_ADDR": "eth0"}, want: []string{"PXE_LISTEN_ADDR", "not an IP"}},
