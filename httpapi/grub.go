@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
@@ -26,6 +28,35 @@ func (s *Server) routesGRUB(open func(method, path string, h httprouter.Handle))
 	}
 	open(http.MethodGet, "/shim/:name", s.signed)
 	open(http.MethodHead, "/shim/:name", s.signed)
+	open(http.MethodGet, "/"+boot.GRUBNodeFolder+":name", s.grubNode)
+}
+
+// grubNode serves the TFTP folder /grub/node/ over HTTP too, for a GRUB
+// loaded over HTTP (its root is the appliance's HTTP server): the
+// grub.cfg served here sources /grub/node/$net_default_mac, and the
+// script names its relayed files /grub/node/<MAC>.kernel and the like.
+func (s *Server) grubNode(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	name := p.ByName("name")
+	var client netip.Addr
+	if a, err := netip.ParseAddr(s.ClientIP(r)); err == nil {
+		client = a
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if body, ok := s.GRUBScript(name, client); ok {
+		w.Header().Set("Content-Type", scriptType)
+		w.Write(body)
+		return
+	}
+	rd, size, ok := s.GRUBRelayed(name, client)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no file %q in /%s: the folder holds each machine's GRUB script (<MAC>) and, for a few minutes after it was served, the installer files it names", truncate(name, 64), boot.GRUBNodeFolder))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	if n, err := io.Copy(w, rd); err != nil {
+		s.log.Warn("grub: relaying an installer file over HTTP failed", "file", name, "bytes", n, "err", err)
+	}
 }
 
 // grub records the boot and serves the decision as a GRUB script. It is
@@ -55,7 +86,7 @@ func (s *Server) grub(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 // script for a bad MAC), so GRUB never waits on "file not found".
 func (s *Server) GRUBScript(mac string, client netip.Addr) ([]byte, bool) {
 	if strings.Contains(mac, ".") {
-		return s.relayed(mac) // an installer file of the plan just served
+		return nil, false // an installer file of the plan just served: GRUBRelayed
 	}
 	ip := ""
 	if client.IsValid() {

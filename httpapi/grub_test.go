@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -232,7 +233,7 @@ func TestGRUBRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	const mac = "52:54:00:12:34:56"
-	if _, ok := s.GRUBScript(mac+".kernel", netip.Addr{}); ok {
+	if _, ok := relayedT(t, s, mac+".kernel"); ok {
 		t.Fatal("relayed a file before any plan named it")
 	}
 	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
@@ -241,20 +242,37 @@ func TestGRUBRelay(t *testing.T) {
 		t.Fatalf("script:\n%s", body)
 	}
 	for name, want := range map[string]string{mac + ".kernel": "body of /vmlinuz", mac + ".initrd0": "body of /initrd"} {
-		got, ok := s.GRUBScript(name, netip.Addr{})
-		if !ok || string(got) != want {
+		got, ok := relayedT(t, s, name)
+		if !ok || got != want {
 			t.Errorf("%s: %t %q", name, ok, got)
 		}
+		if _, ok := s.GRUBScript(name, netip.Addr{}); ok {
+			t.Errorf("GRUBScript made a script for %s", name)
+		}
 	}
-	s.GRUBScript(mac+".kernel", netip.Addr{}) // cached
+	relayedT(t, s, mac+".kernel") // cached
 	for _, bad := range []string{mac + ".efi", "52:54:00:12:34:57.kernel", mac + ".initrd1"} {
-		if _, ok := s.GRUBScript(bad, netip.Addr{}); ok {
+		if _, ok := relayedT(t, s, bad); ok {
 			t.Errorf("%s relayed", bad)
 		}
 	}
 	if len(hits) != 2 {
 		t.Errorf("file server hits %v, want one per file", hits)
 	}
+}
+
+// relayedT reads a relayed file whole, as a TFTP transfer would.
+func relayedT(t *testing.T, s *Server, name string) (string, bool) {
+	t.Helper()
+	r, size, ok := s.GRUBRelayed(name, netip.Addr{})
+	if !ok {
+		return "", false
+	}
+	b, err := io.ReadAll(r)
+	if err != nil || int64(len(b)) != size {
+		t.Errorf("%s: read %d of %d bytes: %v", name, len(b), size, err)
+	}
+	return string(b), true
 }
 
 // TestGRUBRelayFetchesOnceAndForgets: GRUB's retransmitted requests, and
@@ -267,7 +285,9 @@ func TestGRUBRelayFetchesOnceAndForgets(t *testing.T) {
 	var hits atomic.Int32
 	release := make(chan struct{})
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
+		if r.URL.Path == "/initrd" {
+			hits.Add(1)
+		}
 		<-release // the fetch is slow: every request below arrives during it
 		w.Write([]byte("body of " + r.URL.Path))
 	}))
@@ -294,8 +314,7 @@ func TestGRUBRelayFetchesOnceAndForgets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, _ := s.GRUBScript(macs[i%2]+".initrd0", netip.Addr{})
-			bodies[i] = string(b)
+			bodies[i], _ = relayedT(t, s, macs[i%2]+".initrd0")
 		}()
 	}
 	for start := time.Now(); hits.Load() == 0; time.Sleep(time.Millisecond) {

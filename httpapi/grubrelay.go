@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,14 +13,15 @@ import (
 
 	"github.com/pxe-pilot/pxe-pilot/boot"
 	"github.com/pxe-pilot/pxe-pilot/store"
-	"golang.org/x/sync/singleflight"
 )
 
 // The relay: Debian's signed GRUB fetches only over TFTP (it has no http
 // module), while profiles name their kernels and initrds by http(s) URL,
 // as iPXE wants them. So a GRUB plan's URLs are handed to GRUB as files
 // of the appliance's TFTP folder (/grub/node/<MAC>.kernel, .initrd0, …,
-// .efi), and the appliance fetches each URL when GRUB asks for it. Only
+// .efi), and the appliance fetches each URL as soon as it has served the
+// script, and hands it on as it arrives (GRUB gives up opening a file
+// after 31.6 s: a transfer starts once the file's length is known). Only
 // the URLs of the plan just served to that machine are fetched: the relay
 // is no open proxy.
 
@@ -36,25 +38,109 @@ type relayEntry struct {
 	expires time.Time
 }
 
-// relayBody is a fetched file, kept for the relay's TTL after the fetch or
-// after the newest plan naming it, whichever is later.
+// relayBody is a file being fetched or fetched, shared by every transfer of
+// it: the transfers read it as it arrives (GRUB gives up opening a file
+// after 31.6 s, so a big initrd from a slow mirror cannot wait to be all
+// here), and it is kept for the relay's TTL after the fetch or after the
+// newest plan naming it, whichever is later.
 type relayBody struct {
-	body    []byte
+	mu      sync.Mutex
+	grew    chan struct{} // closed (and replaced) when buf grows, size is known, or done
+	buf     []byte
+	size    int64 // from Content-Length; -1 until the answer's headers came
+	done    bool
+	err     error // the fetch failed: readers get it after what came
 	expires time.Time
+}
+
+func newRelayBody(expires time.Time) *relayBody {
+	return &relayBody{size: -1, expires: expires, grew: make(chan struct{})}
+}
+
+// changed wakes the waiting readers. Called with mu held.
+func (b *relayBody) changed() {
+	close(b.grew)
+	b.grew = make(chan struct{})
+}
+
+// relayOpenWait bounds the wait for a file's headers: GRUB has given up
+// opening it after 31.6 s anyway, and the TFTP transfer slot is free again.
+const relayOpenWait = 45 * time.Second
+
+// opened waits until the transfer can start: the length is known (the
+// answer's Content-Length), or the fetch ended. It returns the length, or
+// why nothing can be sent.
+func (b *relayBody) opened() (int64, error) {
+	timeout := time.After(relayOpenWait)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.size < 0 && !b.done {
+		grew := b.grew
+		b.mu.Unlock()
+		select {
+		case <-grew:
+		case <-timeout:
+			b.mu.Lock()
+			return 0, fmt.Errorf("no answer from the server within %v (the fetch goes on for the next request)", relayOpenWait)
+		}
+		b.mu.Lock()
+	}
+	switch {
+	case b.err != nil:
+		return 0, b.err
+	case b.size >= 0:
+		return b.size, nil
+	}
+	return int64(len(b.buf)), nil // no Content-Length: all of it is here
+}
+
+// reader reads the body from its start, waiting for what has not come yet.
+func (b *relayBody) reader() io.Reader { return &relayReader{b: b} }
+
+type relayReader struct {
+	b   *relayBody
+	off int
+}
+
+// Read waits at most a second for more of the file, then returns nothing
+// (and no error): the TFTP server's reader, which reads again, checks its
+// transfer deadline and the server's shutdown between reads.
+func (r *relayReader) Read(p []byte) (int, error) {
+	b := r.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.off >= len(b.buf) && !b.done {
+		grew := b.grew
+		b.mu.Unlock()
+		select {
+		case <-grew:
+		case <-time.After(time.Second):
+		}
+		b.mu.Lock()
+	}
+	if r.off < len(b.buf) {
+		n := copy(p, b.buf[r.off:])
+		r.off += n
+		return n, nil
+	}
+	if !b.done {
+		return 0, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return 0, io.EOF
 }
 
 type relay struct {
 	mu      sync.Mutex
 	entries map[store.MAC]*relayEntry
-	// bodies are by URL: the machines installing one profile share its
-	// kernel and initrd, tens of MB each.
+	// bodies are by URL, fetched once: the machines installing one
+	// profile share its kernel and initrd, tens of MB each, and GRUB
+	// retransmits its request while a fetch is under way.
 	bodies map[string]*relayBody
-	// fetches are by URL too: GRUB retransmits its request while a big
-	// initrd is being fetched, and other machines may ask for the same
-	// file meanwhile; all of them wait for one fetch.
-	fetches singleflight.Group
-	client  *http.Client
-	ttl     time.Duration // relayTTL; tests shorten it
+	client *http.Client
+	ttl    time.Duration // relayTTL; tests shorten it
 }
 
 // prune forgets the plans and bodies that expired by now. Called with mu
@@ -66,7 +152,10 @@ func (r *relay) prune(now time.Time) {
 		}
 	}
 	for u, b := range r.bodies {
-		if now.After(b.expires) {
+		b.mu.Lock()
+		old := b.done && now.After(b.expires)
+		b.mu.Unlock()
+		if old {
 			delete(r.bodies, u)
 		}
 	}
@@ -114,83 +203,148 @@ func (s *Server) relayPlan(p boot.Plan) boot.Plan {
 	s.relay.prune(now)
 	s.relay.entries[p.MAC] = &relayEntry{urls: urls, expires: expires}
 	for _, u := range urls {
-		if b := s.relay.bodies[u]; b != nil {
-			b.expires = expires
-		}
+		// Fetched from now on, while GRUB reads the script and the
+		// kernel: the initrd has a head start.
+		s.relayBodyLocked(u, expires)
 	}
 	s.pruneLater()
 	return p
 }
 
-// relayed fetches "<MAC>.<suffix>" for GRUB, if the plan served to that
-// MAC named it.
-func (s *Server) relayed(name string) ([]byte, bool) {
+// relayBodyLocked returns u's body, starting its fetch if there is none,
+// and keeps it until expires at least. Called with s.relay.mu held.
+func (s *Server) relayBodyLocked(u string, expires time.Time) *relayBody {
+	b := s.relay.bodies[u]
+	if b == nil {
+		b = newRelayBody(expires)
+		s.relay.bodies[u] = b
+		go s.fetch(u, b)
+		return b
+	}
+	b.mu.Lock()
+	if expires.After(b.expires) {
+		b.expires = expires
+	}
+	b.mu.Unlock()
+	return b
+}
+
+// GRUBRelayed is an installer file of the plan just served to a machine,
+// "<MAC>.<suffix>" (tftpsrv.Generator.Stream): a reader that gives the file
+// as the appliance fetches it, and its length. GRUB gets "file not found"
+// for a name no plan named, or whose fetch failed before anything could
+// be sent (counted by the TFTP server as not_found), and the script falls
+// through to the local disk.
+func (s *Server) GRUBRelayed(name string, _ netip.Addr) (io.Reader, int64, bool) {
 	i := strings.LastIndexByte(name, '.')
 	if i < 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	mac, err := store.ParseMAC(name[:i])
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	suffix := name[i+1:]
 	s.relay.mu.Lock()
-	s.relay.prune(s.now())
-	var u string
-	var cached *relayBody
-	e := s.relay.entries[mac]
-	if e != nil {
-		u = e.urls[suffix]
-		cached = s.relay.bodies[u]
+	now := s.now()
+	s.relay.prune(now)
+	var b *relayBody
+	u := ""
+	if e := s.relay.entries[mac]; e != nil {
+		if u = e.urls[suffix]; u != "" {
+			b = s.relayBodyLocked(u, now.Add(s.relay.ttl)) // again if a failed fetch was pruned
+		}
 	}
 	s.relay.mu.Unlock()
-	switch {
-	case u == "":
-		return nil, false
-	case cached != nil:
-		return cached.body, true
+	if b == nil {
+		return nil, 0, false
 	}
-	v, err, _ := s.relay.fetches.Do(u, func() (any, error) {
-		start := time.Now()
-		body, err := s.fetch(u)
-		if err != nil {
-			return nil, err
-		}
-		s.log.Info("grub: relayed an installer file over TFTP", "mac", mac, "file", suffix, "url", u, "bytes", len(body),
-			"fetch", time.Since(start).Round(time.Millisecond).String())
-		s.relay.mu.Lock()
-		defer s.relay.mu.Unlock()
-		s.relay.bodies[u] = &relayBody{body: body, expires: s.now().Add(s.relay.ttl)}
-		s.pruneLater()
-		return body, nil
-	})
+	size, err := b.opened()
 	if err != nil {
-		// GRUB then gets "file not found" (counted by the TFTP server
-		// as not_found) and the script falls through to the local disk.
 		s.log.Warn("grub: relaying an installer file failed", "mac", mac, "file", suffix, "url", u, "err", err)
-		return nil, false
+		return nil, 0, false
 	}
-	return v.([]byte), true
+	return b.reader(), size, true
 }
 
-func (s *Server) fetch(u string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+// relayFetchTimeout bounds one fetch: a 100 MB initrd at 2 Mbit/s.
+const relayFetchTimeout = 10 * time.Minute
+
+// fetch fills b from u. A failed fetch leaves b done with its error, and
+// out of the cache: the next request fetches again.
+func (s *Server) fetch(u string, b *relayBody) {
+	start := time.Now()
+	n, err := s.fetchInto(u, b)
+	b.mu.Lock()
+	b.done, b.err = true, err
+	if err == nil && b.size < 0 {
+		b.size = int64(len(b.buf))
+	}
+	b.expires = s.now().Add(s.relay.ttl)
+	b.changed()
+	b.mu.Unlock()
+	if err != nil {
+		s.log.Warn("grub: fetching an installer file to relay failed", "url", u, "bytes", n, "err", err)
+		s.relay.mu.Lock()
+		if s.relay.bodies[u] == b {
+			delete(s.relay.bodies, u)
+		}
+		s.relay.mu.Unlock()
+		return
+	}
+	s.log.Info("grub: fetched an installer file to relay over TFTP", "url", u, "bytes", n,
+		"fetch", time.Since(start).Round(time.Millisecond).String())
+	s.pruneLater()
+}
+
+func (s *Server) fetchInto(u string, b *relayBody) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), relayFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	resp, err := s.relay.client.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, relayMax+1))
-	if err == nil && len(b) > relayMax {
-		err = fmt.Errorf("GET %s: larger than %d bytes", u, relayMax)
+	if resp.ContentLength > relayMax {
+		return 0, fmt.Errorf("GET %s: %d bytes, more than the %d a relayed file may have", u, resp.ContentLength, relayMax)
 	}
-	return b, err
+	if resp.ContentLength >= 0 {
+		b.mu.Lock()
+		b.size = resp.ContentLength
+		b.buf = make([]byte, 0, min(resp.ContentLength, 64<<20)) // grown as it comes past that
+		b.changed()
+		b.mu.Unlock()
+	}
+	var n int64
+	chunk := make([]byte, 64<<10)
+	for {
+		k, rerr := resp.Body.Read(chunk)
+		if k > 0 {
+			n += int64(k)
+			if n > relayMax || (resp.ContentLength >= 0 && n > resp.ContentLength) {
+				return n, fmt.Errorf("GET %s: more than %d bytes", u, max(resp.ContentLength, 0))
+			}
+			b.mu.Lock()
+			b.buf = append(b.buf, chunk[:k]...)
+			b.changed()
+			b.mu.Unlock()
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return n, fmt.Errorf("GET %s: cut after %d bytes: %w", u, n, rerr)
+		}
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, fmt.Errorf("GET %s: %d bytes of the %d announced", u, n, resp.ContentLength)
+	}
+	return n, nil
 }

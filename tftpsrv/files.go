@@ -2,6 +2,7 @@ package tftpsrv
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -77,11 +78,16 @@ func checkFileName(name string) error {
 // Generator makes the files of one folder per request: GRUB's script for
 // the machine named in the file name ("grub/node/52:54:00:12:34:56").
 // Make gets the rest of the name (one plain element) and the client's
-// address, and says false for a name it does not know. The metrics label
-// of every generated file is Prefix.
+// address, and says false for a name it does not know. Stream, when set,
+// is asked first, for a file sent as it comes (a relayed installer file:
+// the transfer starts once its length is known, not once it is all here);
+// it returns the reader, the file's length (the transfer's tsize; the
+// reader must give exactly that many bytes or fail) and whether it knows
+// the name. The metrics label of every generated file is Prefix.
 type Generator struct {
 	Prefix string // "folder/", no leading slash
 	Make   func(rest string, client netip.Addr) ([]byte, bool)
+	Stream func(rest string, client netip.Addr) (io.Reader, int64, bool)
 }
 
 func (s *Server) setGenerator(g Generator) error {
@@ -112,6 +118,11 @@ func (s *Server) lookup(name string, client netip.Addr) (file, bool) {
 		return f, true
 	}
 	if rest, ok := s.generated(name); ok {
+		if s.gen.Stream != nil {
+			if r, size, ok := s.gen.Stream(rest, client); ok {
+				return file{name: s.gen.Prefix, stream: r, size: int(size)}, true
+			}
+		}
 		if data, ok := s.gen.Make(rest, client); ok {
 			return file{name: s.gen.Prefix, data: data}, true
 		}

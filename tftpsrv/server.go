@@ -105,6 +105,7 @@ type file struct {
 	name   string
 	data   []byte
 	load   func() ([]byte, error) // a file read on first use; data is nil
+	stream io.Reader              // a generated file sent as it comes (Generator.Stream); size is its length
 	size   int
 	binary bool // an iPXE binary: subject to the loop breaker
 }
@@ -355,11 +356,14 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 	if !ok {
 		return notFound()
 	}
-	data, err := f.contents()
-	if err != nil {
-		s.m.TFTPRejected.WithLabelValues("unreadable").Inc()
-		s.log.Error("TFTP file cannot be served", "client", clientAddr, "file", filename, "err", err)
-		return fmt.Errorf("cannot read %q on the appliance: see its log", filename)
+	var data []byte
+	if f.stream == nil {
+		var err error
+		if data, err = f.contents(); err != nil {
+			s.m.TFTPRejected.WithLabelValues("unreadable").Inc()
+			s.log.Error("TFTP file cannot be served", "client", clientAddr, "file", filename, "err", err)
+			return fmt.Errorf("cannot read %q on the appliance: see its log", filename)
+		}
 	}
 	served := f.name
 	decision := ServeBinary
@@ -372,12 +376,17 @@ func (s *Server) handleRead(filename string, rf io.ReaderFrom) error {
 		}
 	}
 	s.m.TFTPTransfers.WithLabelValues(served, "started").Inc()
+	var src io.Reader = bytes.NewReader(data)
+	size := len(data)
+	if f.stream != nil {
+		src, size = f.stream, f.size
+	}
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
 		// The deadline reader hides bytes.Reader's Seek, which pin/tftp
 		// would use for tsize.
-		ot.SetSize(int64(len(data)))
+		ot.SetSize(int64(size))
 	}
-	n, err := rf.ReadFrom(&deadlineReader{r: bytes.NewReader(data), deadline: start.Add(s.deadlineFor(f, len(data))), limit: s.deadlineFor(f, len(data)), cut: s.cut})
+	n, err := rf.ReadFrom(&deadlineReader{r: src, deadline: start.Add(s.deadlineFor(f, size)), limit: s.deadlineFor(f, size), cut: s.cut})
 	end := time.Now()
 	dur := end.Sub(start)
 	if breaking {

@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, hup <-chan os.Sign
 		log.Warn("PXE_NODE_RETENTION is set, but this store cannot forget idle nodes; no node is forgotten", "store", fmt.Sprintf("%T", st))
 	}
 
-	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof, grub: api.GRUBScript}, m, log)
+	extra, err := protocolServers(cfg, st, files{ipxe: bins, signed: signed, profiles: prof, grub: api.GRUBScript, grubRelayed: api.GRUBRelayed}, m, log)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,8 +21,10 @@ type files struct {
 	ipxe, signed *assets.Binaries
 	profiles     *atomic.Pointer[profiles.Set]
 	// grub makes GRUB's per-machine script (httpapi's decision), served
-	// over TFTP as /grub/node/<MAC>.
-	grub func(mac string, client netip.Addr) ([]byte, bool)
+	// over TFTP as /grub/node/<MAC>; grubRelayed streams the installer
+	// files its plan names, /grub/node/<MAC>.kernel and the like.
+	grub        func(mac string, client netip.Addr) ([]byte, bool)
+	grubRelayed func(name string, client netip.Addr) (io.Reader, int64, bool)
 }
 
 // loadSigned finds the Secure Boot chain and says clearly when it is

@@ -1,0 +1,192 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/assets"
+	"github.com/pxe-pilot/pxe-pilot/boot"
+	"github.com/pxe-pilot/pxe-pilot/tftpsrv"
+)
+
+// grubRRQ is a read request as Debian's GRUB sends it.
+func grubRRQ(name string) []byte {
+	p := []byte{0, 1}
+	for _, s := range []string{name, "octet", "blksize", "1024", "tsize", "0"} {
+		p = append(append(p, s...), 0)
+	}
+	return p
+}
+
+// grubOpen opens a file as Debian's GRUB does (tftp.mod's tftp_open: 40
+// requests, waiting 400 ms and then 20 ms more each time, 31.6 s in all,
+// then "time out opening"), and returns the first answer and its sender.
+func grubOpen(t *testing.T, c *net.UDPConn, srv *net.UDPAddr, name string) ([]byte, *net.UDPAddr) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	for ms := 400; ms < 1200; ms += 20 {
+		if _, err := c.WriteToUDP(grubRRQ(name), srv); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Duration(ms) * time.Millisecond))
+		if n, from, err := c.ReadFromUDP(buf); err == nil {
+			return append([]byte(nil), buf[:n]...), from
+		}
+	}
+	return nil, nil
+}
+
+// grubRead ACKs the OACK and reads the file to its end.
+func grubRead(t *testing.T, c *net.UDPConn, from *net.UDPAddr) []byte {
+	t.Helper()
+	ack := func(b uint16) { c.WriteToUDP([]byte{0, 4, byte(b >> 8), byte(b)}, from) }
+	ack(0)
+	var body bytes.Buffer
+	buf := make([]byte, 2048)
+	for {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		n, _, err := c.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if binary.BigEndian.Uint16(buf) != 3 {
+			t.Fatalf("not DATA: %q", buf[:n])
+		}
+		block := binary.BigEndian.Uint16(buf[2:])
+		if int(block) == body.Len()/1024+1 {
+			body.Write(buf[4:n])
+		}
+		ack(block)
+		if n-4 < 1024 {
+			return body.Bytes()
+		}
+	}
+}
+
+// TestGRUBRelayStreams: a relayed file's transfer starts once its length is
+// known, and GRUB reads it as it comes. The relay used to answer only once
+// the whole file was fetched, and GRUB gives up opening after 31.6 s: a
+// big initrd from a slow mirror failed every time, after the flag was
+// consumed. Here the mirror sends its headers and the first half, then
+// waits until the GRUB client got its OACK (the relay, holding the file
+// back, would never let it); through the real TFTP server.
+func TestGRUBRelayStreams(t *testing.T) {
+	kernel := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
+	opened := make(chan struct{})
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/vmlinuz" {
+			w.Write([]byte("small"))
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(kernel)))
+		w.Write(kernel[:len(kernel)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-opened:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(kernel[len(kernel)/2:])
+	}))
+	defer files.Close()
+	e := newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+	})
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins, err := assets.LoadBinaries(assets.Options{SystemDir: "-", NoEmbedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tftpsrv.New(tftpsrv.Config{Addr: "127.0.0.1:0", Binaries: bins, BaseURL: testBaseURL, Logger: quiet,
+		Generate: tftpsrv.Generator{Prefix: boot.GRUBNodeFolder, Make: s.GRUBScript, Stream: s.GRUBRelayed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { ts.Serve(ctx); close(served) }()
+	defer func() { stop(); <-served }()
+	srv := ts.Addr().(*net.UDPAddr)
+	client := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	const mac = "52:54:00:12:34:56"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	c := client()
+	oack, from := grubOpen(t, c, srv, "/grub/node/"+mac)
+	if oack == nil {
+		t.Fatal("no answer for the script")
+	}
+	if script := string(grubRead(t, c, from)); !strings.Contains(script, "linux '/grub/node/"+mac+".kernel'") {
+		t.Fatalf("script:\n%s", script)
+	}
+	c = client()
+	oack, from = grubOpen(t, c, srv, "/grub/node/"+mac+".kernel")
+	if oack == nil {
+		close(opened)
+		t.Fatalf("GRUB's 40 requests for the relayed kernel got no answer while the mirror was half way: GRUB would say \"time out opening\" (node now %s)", e.node(mac).State)
+	}
+	close(opened)
+	if binary.BigEndian.Uint16(oack) != 6 || !bytes.Contains(oack, []byte("tsize\x00"+strconv.Itoa(len(kernel))+"\x00")) {
+		t.Fatalf("answer %q, want an OACK with tsize %d", oack, len(kernel))
+	}
+	if got := grubRead(t, c, from); !bytes.Equal(got, kernel) {
+		t.Fatalf("relayed kernel: %d bytes, want the mirror's %d", len(got), len(kernel))
+	}
+}
+
+// TestGRUBNodeOverHTTP: a GRUB loaded over HTTP (its root the appliance's
+// HTTP server) finds what the grub.cfg served over HTTP sources, and the
+// relayed files its script names. Both were TFTP-only: 404 over HTTP, after
+// the flag was consumed.
+func TestGRUBNodeOverHTTP(t *testing.T) {
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("body of " + r.URL.Path))
+	}))
+	defer files.Close()
+	e := newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+	})
+	const mac = "52:54:00:12:34:56"
+	cfg := e.do("GET", "/grub/grub.cfg", "").Body.String()
+	m := regexp.MustCompile(`source "([^"]*)\$\{net_default_mac\}"`).FindStringSubmatch(cfg)
+	if m == nil {
+		t.Fatalf("grub.cfg:\n%s", cfg)
+	}
+	if w := e.do("GET", m[1]+mac, ""); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "boots from local disk") {
+		t.Fatalf("GET %s%s: %d\n%s", m[1], mac, w.Code, w.Body)
+	}
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	script := e.do("GET", m[1]+mac, "").Body.String()
+	for _, re := range []string{`linux '([^']*)'`, `initrd '([^']*)'`} {
+		k := regexp.MustCompile(re).FindStringSubmatch(script)
+		if k == nil {
+			t.Fatalf("script:\n%s", script)
+		}
+		w := e.do("GET", k[1], "")
+		if w.Code != http.StatusOK || !strings.HasPrefix(w.Body.String(), "body of /") {
+			t.Errorf("GET %s (named by the script): %d %q", k[1], w.Code, w.Body)
+		}
+	}
+	wantJSONError(t, e.do("GET", "/grub/node/"+mac+".efi", ""), http.StatusNotFound, "installer files")
+}
