@@ -263,27 +263,69 @@ func TestBinaryLimitsKeyGuessing(t *testing.T) {
 
 // TestBinarySurvivesSIGHUP: SIGHUP asks for a profiles reload, whenever it
 // comes. It used to be caught only while the reloader ran: one during
-// start-up (the store opening) or during a graceful shutdown ended the
-// process at once, the database unclosed, and systemd, taking SIGHUP for a
-// clean exit, did not restart it. Here SIGHUPs come every 20 ms from 50 ms
-// after the start until the appliance is healthy, and again right after
-// SIGTERM; it must start, then stop with status 0 after closing the store.
+// start-up or during a graceful shutdown ended the process at once, the
+// database unclosed, and systemd, taking SIGHUP for a clean exit, did not
+// restart it. Start-up is held here by a profiles file that is a FIFO
+// (read at start-up, it blocks until written): SIGHUPs sent then must
+// not end it; then the appliance starts, and SIGTERM followed by SIGHUPs still ends it with status 0
+// after closing the store.
 func TestBinarySurvivesSIGHUP(t *testing.T) {
 	bin := buildBinary(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "profiles.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	port := proctest.FreeTCPPort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("PORT=%d", port), "PXE_LISTEN_ADDR=127.0.0.1",
-		"PXE_BASE_URL=" + url, "DATABASE_PATH=" + filepath.Join(t.TempDir(), "db")}
+		"PXE_BASE_URL=" + url, "DATABASE_PATH=" + filepath.Join(dir, "db"), "PXE_PROFILES_FILE=" + fifo}
 	done, logs := proctest.Start(t, cmd)
-	time.Sleep(50 * time.Millisecond)
-	healthy := false
-	for i := 0; i < 500 && !healthy; i++ { // bounded: 10 s
-		cmd.Process.Signal(syscall.SIGHUP)
+	// The appliance is starting, blocked reading its profiles file, once
+	// a writer can open the FIFO without waiting (ENXIO until a reader
+	// has it open).
+	var w *os.File
+	for i := 0; w == nil; i++ { // bounded: 10 s
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w = f
+			break
+		}
+		if i == 500 {
+			t.Fatalf("the appliance did not read its profiles file within 10 s\n%s", logs)
+		}
 		select {
 		case err := <-done:
-			t.Fatalf("the appliance ended on a SIGHUP during start-up: %v\n%s", err, logs)
+			t.Fatalf("the appliance ended while starting: %v\n%s", err, logs)
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for i := 0; i < 3; i++ {
+		cmd.Process.Signal(syscall.SIGHUP)
+	}
+	select {
+	case err := <-done:
+		w.Close()
+		t.Fatalf("the appliance ended on a SIGHUP during start-up: %v\n%s", err, logs)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// Later reloads (the SIGHUPs above asked for one) read a plain file:
+	// the appliance holds the FIFO open already.
+	plain := filepath.Join(dir, "plain.yaml")
+	if err := os.WriteFile(plain, []byte("profiles: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(plain, fifo); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("profiles: {}\n")
+	w.Close()
+	healthy := false
+	for i := 0; i < 200 && !healthy; i++ { // bounded: 10 s
+		select {
+		case err := <-done:
+			t.Fatalf("the appliance ended while starting: %v\n%s", err, logs)
+		case <-time.After(50 * time.Millisecond):
 		}
 		if resp, err := http.Get(url + "/health"); err == nil {
 			resp.Body.Close()
@@ -291,7 +333,7 @@ func TestBinarySurvivesSIGHUP(t *testing.T) {
 		}
 	}
 	if !healthy {
-		t.Fatalf("not healthy after 10 s of SIGHUPs\n%s", logs)
+		t.Fatalf("not healthy 10 s after its profiles file was written\n%s", logs)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	for i := 0; i < 5; i++ {
