@@ -29,15 +29,23 @@ import (
 // mark; Close flushes everything, and the reopened store holds every
 // acknowledged change.
 func TestFsyncFailureIsSticky(t *testing.T) {
+	inLoopDeviceNamespace(t, "fsyncfail")
+}
+
+// inLoopDeviceNamespace runs helper mode in a private mount namespace where
+// it can mount a loop device (diskThatCannotWriteBack): root, mkfs.ext2 and
+// mount are needed (CI has them).
+func inLoopDeviceNamespace(t *testing.T, mode string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("TestFsyncFailureIsSticky mounts a loop device in a private mount namespace and needs root (CI runs as root)")
+		t.Fatalf("%s mounts a loop device in a private mount namespace and needs root (CI runs as root)", t.Name())
 	}
 	for _, tool := range []string{"mkfs.ext2", "mount"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is missing (apt-get install e2fsprogs mount): %v", tool, err)
 		}
 	}
-	inMountNamespace(t, "fsyncfail")
+	inMountNamespace(t, mode)
 }
 
 // privateTmpfs makes every mount of this (new) mount namespace private, so
@@ -276,15 +284,7 @@ func fsyncFailHelper(mnt string, say func(string, ...any)) int {
 // stay "installing" with no installer running, until the stall sweep
 // marked it failed. Root, like TestFsyncFailureIsSticky.
 func TestFirstFailedFsyncUndoesTheBoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("TestFirstFailedFsyncUndoesTheBoot mounts a loop device in a private mount namespace and needs root (CI runs as root)")
-	}
-	for _, tool := range []string{"mkfs.ext2", "mount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing (apt-get install e2fsprogs mount): %v", tool, err)
-		}
-	}
-	inMountNamespace(t, "fsyncfailboot")
+	inLoopDeviceNamespace(t, "fsyncfailboot")
 }
 
 // fsyncFailBootHelper runs in its own mount namespace.
