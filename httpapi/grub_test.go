@@ -220,9 +220,14 @@ func TestGRUBScriptOverTFTP(t *testing.T) {
 // TestGRUBRelay: the plan's http URLs reach GRUB as TFTP files of the
 // appliance, fetched when GRUB asks; nothing else is fetched.
 func TestGRUBRelay(t *testing.T) {
-	var hits []string
+	var (
+		mu   sync.Mutex
+		hits []string // the kernel and initrd are fetched at once, as the script is served
+	)
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
 		hits = append(hits, r.URL.Path)
+		mu.Unlock()
 		w.Write([]byte("body of " + r.URL.Path))
 	}))
 	defer files.Close()
@@ -256,6 +261,8 @@ func TestGRUBRelay(t *testing.T) {
 			t.Errorf("%s relayed", bad)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(hits) != 2 {
 		t.Errorf("file server hits %v, want one per file", hits)
 	}
