@@ -58,13 +58,32 @@ func catchHUP() (hup <-chan os.Signal, stop func()) {
 	return c, func() { signal.Stop(c) }
 }
 
+// Serve reloads on each SIGHUP until ctx ends. The file is read aside, so
+// that a read that hangs (a profiles file on a stalled NFS mount) never
+// holds the appliance's shutdown.
 func (r *reloader) Serve(ctx context.Context) error {
+	type loaded struct {
+		set *profiles.Set
+		err error
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.hup:
-			set, err := profiles.Load(r.cfg.ProfilesFile, r.cfg.Boot.Seed())
+			got := make(chan loaded, 1)
+			go func() {
+				set, err := profiles.Load(r.cfg.ProfilesFile, r.cfg.Boot.Seed())
+				got <- loaded{set, err}
+			}()
+			var l loaded
+			select {
+			case <-ctx.Done():
+				r.log.Warn("SIGHUP: shutting down while the profiles file was still being read; nothing reloaded", "file", r.cfg.ProfilesFile)
+				return nil
+			case l = <-got:
+			}
+			set, err := l.set, l.err
 			if err != nil {
 				r.log.Error("SIGHUP: profiles file refused; the profiles in force stay", "file", r.cfg.ProfilesFile, "err", err)
 				continue
