@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,9 +139,10 @@ type relay struct {
 	// bodies are by URL, fetched once: the machines installing one
 	// profile share its kernel and initrd, tens of MB each, and GRUB
 	// retransmits its request while a fetch is under way.
-	bodies map[string]*relayBody
-	client *http.Client
-	ttl    time.Duration // relayTTL; tests shorten it
+	bodies   map[string]*relayBody
+	client   *http.Client
+	ttl      time.Duration // relayTTL; tests shorten it
+	maxCache int           // relayCacheMax; tests shorten it
 }
 
 // prune forgets the plans and bodies that expired by now. Called with mu
@@ -275,6 +277,9 @@ const relayFetchTimeout = 10 * time.Minute
 func (s *Server) fetch(u string, b *relayBody) {
 	start := time.Now()
 	n, err := s.fetchInto(u, b)
+	// Done and trimmed in one step under the relay's lock, so the cache is
+	// within its bound whenever the relay is looked at.
+	s.relay.mu.Lock()
 	b.mu.Lock()
 	b.done, b.err = true, err
 	if err == nil && b.size < 0 {
@@ -284,17 +289,57 @@ func (s *Server) fetch(u string, b *relayBody) {
 	b.changed()
 	b.mu.Unlock()
 	if err != nil {
-		s.log.Warn("grub: fetching an installer file to relay failed", "url", u, "bytes", n, "err", err)
-		s.relay.mu.Lock()
 		if s.relay.bodies[u] == b {
 			delete(s.relay.bodies, u)
 		}
-		s.relay.mu.Unlock()
+	} else {
+		s.relay.trim(u)
+	}
+	s.relay.mu.Unlock()
+	if err != nil {
+		s.log.Warn("grub: fetching an installer file to relay failed", "url", u, "bytes", n, "err", err)
 		return
 	}
 	s.log.Info("grub: fetched an installer file to relay over TFTP", "url", u, "bytes", n,
 		"fetch", time.Since(start).Round(time.Millisecond).String())
 	s.pruneLater()
+}
+
+// relayCacheMax bounds the fetched files the relay keeps for later requests
+// (a profile's kernel and initrds, shared by the machines installing it).
+// Past it the files kept longest are dropped, the newest never: a later
+// request fetches a dropped one again, and a transfer under way keeps
+// reading the copy it has.
+const relayCacheMax = 512 << 20
+
+// trim drops fetched bodies, oldest expiry first, until those kept hold at
+// most maxCache bytes; keep is never dropped. Called with mu held.
+func (r *relay) trim(keep string) {
+	type kept struct {
+		url     string
+		n       int
+		expires time.Time
+	}
+	var done []kept
+	total := 0
+	for u, b := range r.bodies {
+		b.mu.Lock()
+		if b.done {
+			done = append(done, kept{u, len(b.buf), b.expires})
+			total += len(b.buf)
+		}
+		b.mu.Unlock()
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].expires.Before(done[j].expires) })
+	for _, k := range done {
+		if total <= r.maxCache {
+			return
+		}
+		if k.url != keep {
+			delete(r.bodies, k.url)
+			total -= k.n
+		}
+	}
 }
 
 func (s *Server) fetchInto(u string, b *relayBody) (int64, error) {

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +191,58 @@ func TestGRUBNodeOverHTTP(t *testing.T) {
 		}
 	}
 	wantJSONError(t, e.do("GET", "/grub/node/"+mac+".efi", ""), http.StatusNotFound, "installer files")
+}
+
+// TestGRUBRelayCacheBounded: the fetched files the relay keeps are bounded
+// (relayCacheMax); past it the oldest are dropped and fetched again when
+// asked for, still whole. The cache had no bound: per-machine initrd URLs
+// could fill memory for the relay's 10 minutes.
+func TestGRUBRelayCacheBounded(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		hits = map[string]int{}
+	)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		w.Write(bytes.Repeat([]byte(r.URL.Path[1:2]), 1000))
+	}))
+	defer files.Close()
+	e := newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: files.URL + "/kernel", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+	})
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.relay.maxCache = 1500 // one of the two 1,000-byte files
+	const mac = "52:54:00:12:34:56"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	s.GRUBScript(mac, netip.MustParseAddr("198.51.100.21"))
+	for _, name := range []string{".kernel", ".initrd0", ".kernel", ".initrd0"} {
+		got, ok := relayedT(t, s, mac+name)
+		if want := strings.Repeat(name[1:2], 1000); !ok || got != want {
+			t.Fatalf("%s: %t, %d bytes", name, ok, len(got))
+		}
+		s.relay.mu.Lock()
+		held := 0
+		for _, b := range s.relay.bodies {
+			b.mu.Lock()
+			if b.done {
+				held += len(b.buf)
+			}
+			b.mu.Unlock()
+		}
+		s.relay.mu.Unlock()
+		if held > 1500 {
+			t.Fatalf("after %s the relay keeps %d bytes, over its bound of 1,500", name, held)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits["/kernel"]+hits["/initrd"] < 3 {
+		t.Errorf("fetches %v: with room for one file, asking for both in turn must fetch again", hits)
+	}
 }

@@ -167,7 +167,7 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	s.chainBuf = chain
 	s.grubCfgBuf, _ = boot.GRUBConfig(cfg.BaseURL)
-	s.relay = relay{entries: map[store.MAC]*relayEntry{}, bodies: map[string]*relayBody{}, client: &http.Client{}, ttl: relayTTL}
+	s.relay = relay{entries: map[store.MAC]*relayEntry{}, bodies: map[string]*relayBody{}, client: &http.Client{}, ttl: relayTTL, maxCache: relayCacheMax}
 	s.handler = s.routes()
 	return s, nil
 }
