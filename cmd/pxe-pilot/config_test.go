@@ -239,3 +239,33 @@ func gcPercentNow() int {
 	debug.SetGCPercent(p)
 	return p
 }
+
+// TestEtcdSettingsWithBadgerWarn: PXE_ETCD_* settings given with the
+// embedded Badger store do nothing, and opening the store says so, naming
+// them (they were ignored without a word, so a mistake in them showed only
+// on switching to etcd). Defaults alone say nothing.
+func TestEtcdSettingsWithBadgerWarn(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"PXE_ETCD_TIMEOUT": "banana", "PXE_ETCD_PASSWORD": "secret"}, "PXE_ETCD_TIMEOUT, PXE_ETCD_PASSWORD"},
+	} {
+		tc.env["DATABASE_PATH"] = t.TempDir()
+		c, err := loadConfig(nil, env(tc.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		st, _, err := openStore(c, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		warned := strings.Contains(logs.String(), "PXE_ETCD_* settings do nothing with the embedded Badger store")
+		if tc.want == "" && warned || tc.want != "" && (!warned || !strings.Contains(logs.String(), tc.want) || strings.Contains(logs.String(), "secret")) {
+			t.Errorf("%v: log\n%s", tc.env, logs.String())
+		}
+	}
+}

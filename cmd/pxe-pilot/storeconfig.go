@@ -18,6 +18,10 @@ type storeConfig struct {
 	Etcd *etcdstore.Options
 	// Sizing is PXE_STORE_SIZING, for Badger.
 	Sizing store.Sizing
+	// UnusedEtcd lists the PXE_ETCD_* settings given with Badger, which
+	// do nothing there (openStore warns: a mistake in them would only
+	// show on switching to etcd).
+	UnusedEtcd []string
 }
 
 // parseStore reads PXE_STORE, PXE_STORE_SIZING and, for etcd, the
@@ -29,7 +33,13 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 	}
 	v := strings.TrimSpace(raw["PXE_STORE"])
 	if v == "" || v == "badger" {
-		return storeConfig{Sizing: sz}
+		var unused []string
+		for _, s := range settings {
+			if strings.HasPrefix(s.env, "PXE_ETCD_") && raw[s.env] != s.def {
+				unused = append(unused, s.env)
+			}
+		}
+		return storeConfig{Sizing: sz, UnusedEtcd: unused}
 	}
 	hosts, ok := strings.CutPrefix(v, "etcd://")
 	if !ok {
@@ -89,6 +99,10 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 // the embedded store's background sync.
 func openStore(cfg config, log *slog.Logger, onSyncError func(error)) (store.Backend, string, error) {
 	if cfg.Store.Etcd == nil {
+		if len(cfg.Store.UnusedEtcd) > 0 {
+			log.Warn("PXE_ETCD_* settings do nothing with the embedded Badger store; set PXE_STORE=etcd://… to use etcd, or leave them unset",
+				"store", "badger", "set", strings.Join(cfg.Store.UnusedEtcd, ", "))
+		}
 		st, err := store.Open(cfg.DatabasePath, store.Options{Logger: log, History: cfg.BootHistory, Sizing: cfg.Store.Sizing, OnSyncError: onSyncError})
 		return st, "badger at " + cfg.DatabasePath, err
 	}
