@@ -35,7 +35,7 @@ func parseStore(raw map[string]string, bad func(env, issue string)) storeConfig 
 	if v == "" || v == "badger" {
 		var unused []string
 		for _, s := range settings {
-			if strings.HasPrefix(s.env, "PXE_ETCD_") && raw[s.env] != s.def {
+			if strings.HasPrefix(s.flag, "etcd-") && raw[s.env] != s.def {
 				unused = append(unused, s.env)
 			}
 		}
