@@ -46,8 +46,9 @@ func (r *Retention) Sweep(ctx context.Context) (int, error) {
 	}
 	cut := now().UTC().Add(-r.After)
 	total := 0
+	after := store.MAC("")
 	for i := 0; i < batches && ctx.Err() == nil; i++ {
-		n, err := r.Store.ForgetIdle(cut, batch)
+		n, next, err := r.Store.ForgetIdle(cut, after, batch)
 		total += n
 		if n > 0 && r.Forgot != nil {
 			r.Forgot(n)
@@ -55,9 +56,10 @@ func (r *Retention) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
-		if n < batch {
-			break
+		if next == "" {
+			break // the last node was scanned
 		}
+		after = next
 	}
 	return total, nil
 }

@@ -3,27 +3,37 @@ package boot
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
+
+	"github.com/pxe-pilot/pxe-pilot/store"
 )
 
-// fakeForgetter has idle nodes to forget and records each call.
+// fakeForgetter has idle nodes to forget and records each call: the cut,
+// and where the scan went on from (it hands out "cursor-<call>").
 type fakeForgetter struct {
-	idle  int
-	cuts  []time.Time
-	fail  error
-	calls int
+	idle   int
+	cuts   []time.Time
+	afters []store.MAC
+	fail   error
+	calls  int
 }
 
-func (f *fakeForgetter) ForgetIdle(seenBefore time.Time, max int) (int, error) {
+func (f *fakeForgetter) ForgetIdle(seenBefore time.Time, after store.MAC, max int) (int, store.MAC, error) {
 	f.calls++
 	f.cuts = append(f.cuts, seenBefore)
+	f.afters = append(f.afters, after)
 	if f.fail != nil {
-		return 0, f.fail
+		return 0, "", f.fail
 	}
 	n := min(f.idle, max)
 	f.idle -= n
-	return n, nil
+	if f.idle == 0 {
+		return n, "", nil // the end of the nodes
+	}
+	return n, store.MAC(fmt.Sprintf("cursor-%d", f.calls)), nil
 }
 
 func TestRetentionSweep(t *testing.T) {
@@ -38,6 +48,10 @@ func TestRetentionSweep(t *testing.T) {
 	}
 	if want := now.Add(-90 * 24 * time.Hour); !f.cuts[0].Equal(want) {
 		t.Errorf("cut = %v, want %v", f.cuts[0], want)
+	}
+	// One pass: each batch goes on where the one before stopped.
+	if want := []store.MAC{"", "cursor-1", "cursor-2"}; !reflect.DeepEqual(f.afters, want) {
+		t.Errorf("batches went on from %q, want %q", f.afters, want)
 	}
 	// Bounded: MaxBatches calls at most, even with more to forget.
 	f = &fakeForgetter{idle: 10000}

@@ -11,11 +11,16 @@ import (
 // Forgetter is implemented by backends that can forget idle nodes
 // (retention): ForgetIdle deletes, in batches of at most max, nodes that
 // Idle says carry nothing an admin or an install put there and that were
-// last active before seenBefore, and reports how many it deleted. The
-// condition is checked again inside each delete's transaction, so a node an
-// admin touched after the scan is never forgotten.
+// last active before seenBefore, and reports how many it deleted. It scans
+// the nodes after the MAC after ("" from the first) and returns where the
+// next batch goes on (next), "" once the scan reached the last node: a
+// sweep is one pass over the nodes, however many batches (each batch used
+// to scan from the first node again, so a sweep of a big fleet with many
+// active nodes grew with the square of it). The condition is checked
+// again inside each delete's transaction, so a node an admin touched after
+// the scan is never forgotten.
 type Forgetter interface {
-	ForgetIdle(seenBefore time.Time, max int) (int, error)
+	ForgetIdle(seenBefore time.Time, after MAC, max int) (forgot int, next MAC, err error)
 }
 
 var _ Forgetter = (*Store)(nil)
@@ -46,15 +51,29 @@ func (n *Node) Idle(seenBefore time.Time) bool {
 // lock, after checking the condition again on the node as stored. Deletes
 // are boot bookkeeping, on disk within Options.SyncInterval: a node a
 // power cut brings back is only forgotten again by the next sweep.
-func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
+func (s *Store) ForgetIdle(seenBefore time.Time, after MAC, max int) (int, MAC, error) {
 	if s.db.IsClosed() {
-		return 0, ErrClosed
+		return 0, "", ErrClosed
 	}
-	var idle []MAC
+	var (
+		idle []MAC
+		next MAC
+	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("n/"), PrefetchValues: true, PrefetchSize: 64})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(idle) < max; it.Next() {
+		it.Rewind()
+		if after != "" {
+			it.Seek(nodeKey(after))
+			if it.Valid() && string(it.Item().Key()) == string(nodeKey(after)) {
+				it.Next()
+			}
+		}
+		for ; it.Valid(); it.Next() {
+			if len(idle) == max {
+				next = idle[len(idle)-1]
+				return nil
+			}
 			var n Node
 			if err := it.Item().Value(func(v []byte) error { return decodeRecord(v, &n) }); err != nil {
 				return fmt.Errorf("node %s: stored record is unreadable: %w", it.Item().Key()[2:], err)
@@ -66,7 +85,7 @@ func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	forgot := 0
 	for _, m := range idle {
@@ -90,11 +109,11 @@ func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
 			return false, deleteNode(txn, m, n.State, &c)
 		})
 		if err != nil {
-			return forgot, err
+			return forgot, "", err
 		}
 		if gone {
 			forgot++
 		}
 	}
-	return forgot, nil
+	return forgot, next, nil
 }

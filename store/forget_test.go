@@ -77,11 +77,15 @@ func TestForgetIdle(t *testing.T) {
 	if _, err := s.SetReinstall(flagged, true, t0); err != nil {
 		t.Fatal(err)
 	}
-	// Bounded batches: 3, 3, then the last one.
-	for i, want := range []int{3, 3, 1, 0} {
-		if n, err := s.ForgetIdle(cut, 3); err != nil || n != want {
-			t.Fatalf("batch %d: forgot %d (%v), want %d", i, n, err, want)
+	// Bounded batches, one pass: 3, 3, then the last one, which reaches
+	// the end of the nodes.
+	after := MAC("")
+	for i, want := range []int{3, 3, 1} {
+		n, next, err := s.ForgetIdle(cut, after, 3)
+		if err != nil || n != want || (next == "") != (i == 2) {
+			t.Fatalf("batch %d after %q: forgot %d, next %q (%v); want %d, and the end only at the last batch", i, after, n, next, err, want)
 		}
+		after = next
 	}
 	for _, m := range idle {
 		if _, err := s.Get(m); !errors.Is(err, ErrNotFound) {
@@ -118,7 +122,7 @@ func TestForgetIdleAdminWins(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if n, err := s.ForgetIdle(cut, 10); err != nil || n != 0 {
+	if n, _, err := s.ForgetIdle(cut, "", 10); err != nil || n != 0 {
 		t.Fatalf("forgot %d (%v), want 0: the admin wrote meanwhile", n, err)
 	}
 	if n, err := s.Get(m); err != nil || n.LocalBootScript != "exit" {
@@ -152,7 +156,7 @@ func TestForgetIdleAdminWins(t *testing.T) {
 			}
 		}()
 	}
-	if _, err := s.ForgetIdle(cut, 1000); err != nil {
+	if _, _, err := s.ForgetIdle(cut, "", 1000); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -180,7 +184,7 @@ func TestForgottenNodesAreNotDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := s.ForgetIdle(t0.Add(time.Hour), 100); err != nil || n != 5 {
+	if n, _, err := s.ForgetIdle(t0.Add(time.Hour), "", 100); err != nil || n != 5 {
 		t.Fatalf("forgot %d, %v", n, err)
 	}
 	if err := s.Close(); err != nil {

@@ -40,16 +40,18 @@ func TestForgetIdleAcrossAppliances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			after := store.MAC("")
 			for {
-				n, err := s.fg.ForgetIdle(cut, 7)
+				n, next, err := s.fg.ForgetIdle(cut, after, 7)
 				if err != nil {
 					errs <- fmt.Errorf("appliance %d: %w", k, err)
 					return
 				}
 				forgot[k] += n
-				if n == 0 {
+				if next == "" {
 					return
 				}
+				after = next
 			}
 		}()
 	}

@@ -397,16 +397,21 @@ var _ store.Forgetter = (*Store)(nil)
 // again on the node as stored: a node another appliance or an admin wrote
 // meanwhile fails the guard, is read again, and is kept if no longer idle.
 // Several appliances may sweep at once; each node is deleted once.
-func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
+func (s *Store) ForgetIdle(seenBefore time.Time, after store.MAC, max int) (int, store.MAC, error) {
 	var idle []store.MAC
-	after := store.MAC("")
-	for len(idle) < max {
+	resume := store.MAC("")
+scan:
+	for {
 		page, next, err := s.ListPage(after, listBatch, store.Filter{})
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		for i := range page {
-			if page[i].Idle(seenBefore) && len(idle) < max {
+			if len(idle) == max {
+				resume = idle[len(idle)-1]
+				break scan
+			}
+			if page[i].Idle(seenBefore) {
 				idle = append(idle, page[i].MAC)
 			}
 		}
@@ -427,11 +432,11 @@ func (s *Store) ForgetIdle(seenBefore time.Time, max int) (int, error) {
 			return &write{before: snap.node.State}, nil
 		})
 		if err != nil {
-			return forgot, err
+			return forgot, "", err
 		}
 		if gone {
 			forgot++
 		}
 	}
-	return forgot, nil
+	return forgot, resume, nil
 }
