@@ -857,7 +857,8 @@ func (s *Store) RecordBoot(m MAC, sg Sighting, decide func(*Node) Event) (Node, 
 // boots its disk, so the reinstall must stay pending, as for the boots the
 // failed sync refuses before they commit (syncfail.go). The undo is itself
 // not durable (nothing is, after a failed sync); Close's flush keeps it. It
-// does nothing if the node changed since (another writer came first).
+// does nothing if the node's state moved since (another writer came first),
+// and puts back only the fields the transition changed.
 func (s *Store) undoBoot(m MAC, prev, wrote Node, sg Sighting) func(*badger.Txn, *commit) error {
 	return func(txn *badger.Txn, c *commit) error {
 		cur, q, err := getNode(txn, m)
@@ -867,8 +868,10 @@ func (s *Store) undoBoot(m MAC, prev, wrote Node, sg Sighting) func(*badger.Txn,
 		if cur.State != wrote.State || !cur.StateChangedAt.Equal(wrote.StateChangedAt) || cur.InstallCount != wrote.InstallCount {
 			return nil
 		}
-		back := prev
-		back.LastSeen, back.LastIP, back.BootCount, back.Facts = cur.LastSeen, cur.LastIP, cur.BootCount, cur.Facts
+		// Only what the boot's transition changed goes back: anything an
+		// admin wrote since (a profile, labels) stays.
+		back := cur
+		back.State, back.Reinstall, back.StateChangedAt, back.InstallCount, back.Install = prev.State, prev.Reinstall, prev.StateChangedAt, prev.InstallCount, prev.Install
 		ev := Event{Time: sg.Time, IP: sg.IP, Decision: DecisionError, State: back.State,
 			Reason: "the database could not sync this boot to disk, so the machine got the error script: " + string(wrote.State) + " undone, the node stays " + string(back.State)}
 		c.event = &ev

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // A real write-back failure. The helper runs in a private mount namespace
@@ -383,4 +385,43 @@ func fsyncFailBootHelper(mnt string, say func(string, ...any)) int {
 	}
 	say("ok the boot whose fsync failed first was undone, its reinstall kept")
 	return 0
+}
+
+// TestUndoBootKeepsLaterChanges: the undo of a boot whose fsync failed puts
+// back only what the boot's transition changed; a change an admin made in
+// between (labels here) stays. It used to write back the whole node as it
+// was before the boot.
+func TestUndoBootKeepsLaterChanges(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{})
+	m := macN(7)
+	if _, err := s.SetReinstall(m, true, t0); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := s.Get(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg := Sighting{Time: t0.Add(time.Minute), IP: "203.0.113.9"}
+	wrote, ev, err := s.RecordBoot(m, sg, localDecision)
+	if err != nil || ev.Decision != DecisionReinstall {
+		t.Fatalf("boot: %+v, %v", ev, err)
+	}
+	if _, err := s.Update(m, false, t0.Add(2*time.Minute), func(n *Node) (*Event, error) {
+		n.Labels = map[string]string{"rack": "r9"}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	undo := s.undoBoot(m, prev, wrote, sg)
+	var c commit
+	if err := s.update(m, &c, func(txn *badger.Txn) (bool, error) { return false, undo(txn, &c) }); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Get(m)
+	if err != nil || n.State != StateReinstall || !n.Reinstall || n.Install != nil || n.InstallCount != prev.InstallCount {
+		t.Fatalf("after the undo: %+v, %v; want the reinstall pending again", n, err)
+	}
+	if n.Labels["rack"] != "r9" || n.BootCount != wrote.BootCount {
+		t.Errorf("after the undo: labels %v, boot count %d; want the admin's labels and the boot counted", n.Labels, n.BootCount)
+	}
 }
