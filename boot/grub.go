@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/pxe-pilot/pxe-pilot/profiles"
@@ -140,15 +141,15 @@ func GRUBCheck(p Plan) error {
 	}
 	for _, s := range append(urls, p.Cmdline, p.Args) {
 		if strings.Contains(s, "${") {
-			return fmt.Errorf("profile %s uses an iPXE setting in %q, which GRUB cannot expand; use the template variables instead", p.Profile, redact(s))
+			return fmt.Errorf("profile %s uses an iPXE setting in %q, which GRUB cannot expand; use the template variables instead", p.Profile, Redact(s))
 		}
 	}
 	for _, s := range []string{p.Cmdline, p.Args} {
 		if strings.ContainsAny(s, `'\`) {
-			return fmt.Errorf("profile %s: GRUB puts a backslash before every ' and \\ of a kernel argument, so %q would reach the kernel changed; write it without them, or give this machine the ipxe loader", p.Profile, s)
+			return fmt.Errorf("profile %s: GRUB puts a backslash before every ' and \\ of a kernel argument, so %q would reach the kernel changed; write it without them, or give this machine the ipxe loader", p.Profile, Redact(s))
 		}
 		if strings.Count(s, `"`)%2 != 0 {
-			return fmt.Errorf("profile %s: %q has an unbalanced double quote", p.Profile, s)
+			return fmt.Errorf("profile %s: %q has an unbalanced double quote", p.Profile, Redact(s))
 		}
 	}
 	return nil
@@ -187,12 +188,13 @@ func kernelArgs(s string) []string {
 	return args
 }
 
-// redact hides a URL's password in a message.
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
+// userinfo matches the password of a URL written anywhere in a text.
+var userinfo = regexp.MustCompile(`(://[^/@\s:'"]*):[^/@\s'"]*@`)
+
+// Redact hides the passwords of the URLs in s (a URL, or a command line
+// holding some), as url.URL.Redacted does, for messages and events.
+func Redact(s string) string {
+	return userinfo.ReplaceAllString(s, "${1}:xxxxx@")
 }
 
 // grubPath turns a URL into GRUB's (proto,host)/path. An absolute path
@@ -206,10 +208,10 @@ func grubPath(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tftp") || u.User != nil || u.Fragment != "" {
-		return "", fmt.Errorf("GRUB can only boot http(s):// and tftp:// URLs with a host, not %q", redact(raw))
+		return "", fmt.Errorf("GRUB can only boot http(s):// and tftp:// URLs with a host, not %q", Redact(raw))
 	}
 	if u.Scheme == "https" {
-		return "", fmt.Errorf("GRUB has no https; %q must be relayed (the appliance's /grub/node/ folder)", redact(raw))
+		return "", fmt.Errorf("GRUB has no https; %q must be relayed (the appliance's /grub/node/ folder)", Redact(raw))
 	}
 	p := u.EscapedPath()
 	if p == "" {

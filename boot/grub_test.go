@@ -218,3 +218,23 @@ func TestGRUBLeaveArm64(t *testing.T) {
 		t.Errorf("grubLeave does not choose the loader by $grub_cpu:\n%s", grubLeave)
 	}
 }
+
+// TestGRUBRefusalsHidePasswords: a refusal quotes the command line it
+// refuses, into the machine's console and the stored event; a URL's
+// password in it is hidden (only a lone URL's was).
+func TestGRUBRefusalsHidePasswords(t *testing.T) {
+	for _, cmdline := range []string{
+		"auto=true url=http://preseed:s3cretPW@203.0.113.5/d-i/${net0/mac}.cfg",
+		`auto=true url=http://preseed:s3cretPW@203.0.113.5/d-i/x.cfg preseed/late_command="in-target sh -c 'echo hi'"`,
+		`auto=true url=http://preseed:s3cretPW@203.0.113.5/d-i/x.cfg late="unbalanced`,
+	} {
+		err := GRUBCheck(Plan{Decision: store.DecisionReinstall, Profile: "p", Kind: profiles.KindLinux,
+			Kernel: "http://203.0.113.5/vmlinuz", Cmdline: cmdline})
+		if err == nil || strings.Contains(err.Error(), "s3cretPW") || !strings.Contains(err.Error(), "preseed:xxxxx@203.0.113.5") {
+			t.Errorf("%q: %v; want a refusal naming the URL without its password", cmdline, err)
+		}
+	}
+	if got := Redact("ftp://u:p@h/x and http://a:b@c/ and http://plain/ and http://user@host/"); got != "ftp://u:xxxxx@h/x and http://a:xxxxx@c/ and http://plain/ and http://user@host/" {
+		t.Errorf("Redact = %q", got)
+	}
+}

@@ -263,7 +263,7 @@ func (s *Server) GRUBRelayed(name string, _ netip.Addr) (io.Reader, int64, bool)
 	}
 	size, err := b.opened()
 	if err != nil {
-		s.log.Warn("grub: relaying an installer file failed", "mac", mac, "file", suffix, "url", u, "err", err)
+		s.log.Warn("grub: relaying an installer file failed", "mac", mac, "file", suffix, "url", boot.Redact(u), "err", err)
 		return nil, 0, false
 	}
 	return b.reader(), size, true
@@ -297,10 +297,10 @@ func (s *Server) fetch(u string, b *relayBody) {
 	}
 	s.relay.mu.Unlock()
 	if err != nil {
-		s.log.Warn("grub: fetching an installer file to relay failed", "url", u, "bytes", n, "err", err)
+		s.log.Warn("grub: fetching an installer file to relay failed", "url", boot.Redact(u), "bytes", n, "err", err)
 		return
 	}
-	s.log.Info("grub: fetched an installer file to relay over TFTP", "url", u, "bytes", n,
+	s.log.Info("grub: fetched an installer file to relay over TFTP", "url", boot.Redact(u), "bytes", n,
 		"fetch", time.Since(start).Round(time.Millisecond).String())
 	s.pruneLater()
 }
@@ -355,10 +355,10 @@ func (s *Server) fetchInto(u string, b *relayBody) (int64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", u, resp.Status)
+		return 0, fmt.Errorf("GET %s: %s", boot.Redact(u), resp.Status)
 	}
 	if resp.ContentLength > relayMax {
-		return 0, fmt.Errorf("GET %s: %d bytes, more than the %d a relayed file may have", u, resp.ContentLength, relayMax)
+		return 0, fmt.Errorf("GET %s: %d bytes, more than the %d a relayed file may have", boot.Redact(u), resp.ContentLength, relayMax)
 	}
 	if resp.ContentLength >= 0 {
 		b.mu.Lock()
@@ -374,7 +374,7 @@ func (s *Server) fetchInto(u string, b *relayBody) (int64, error) {
 		if k > 0 {
 			n += int64(k)
 			if n > relayMax || (resp.ContentLength >= 0 && n > resp.ContentLength) {
-				return n, fmt.Errorf("GET %s: more than %d bytes", u, max(resp.ContentLength, 0))
+				return n, fmt.Errorf("GET %s: more than %d bytes", boot.Redact(u), max(resp.ContentLength, 0))
 			}
 			b.mu.Lock()
 			b.buf = append(b.buf, chunk[:k]...)
@@ -385,11 +385,11 @@ func (s *Server) fetchInto(u string, b *relayBody) (int64, error) {
 			break
 		}
 		if rerr != nil {
-			return n, fmt.Errorf("GET %s: cut after %d bytes: %w", u, n, rerr)
+			return n, fmt.Errorf("GET %s: cut after %d bytes: %w", boot.Redact(u), n, rerr)
 		}
 	}
 	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return n, fmt.Errorf("GET %s: %d bytes of the %d announced", u, n, resp.ContentLength)
+		return n, fmt.Errorf("GET %s: %d bytes of the %d announced", boot.Redact(u), n, resp.ContentLength)
 	}
 	return n, nil
 }

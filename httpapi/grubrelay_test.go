@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -246,3 +247,54 @@ func TestGRUBRelayCacheBounded(t *testing.T) {
 		t.Errorf("fetches %v: with room for one file, asking for both in turn must fetch again", hits)
 	}
 }
+
+// TestGRUBRelayHidesPasswords: the relay fetches http:// URLs with a
+// user and password too; its log lines and errors name them without the
+// password.
+func TestGRUBRelayHidesPasswords(t *testing.T) {
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/initrd" {
+			http.Error(w, "gone", http.StatusNotFound)
+			return
+		}
+		w.Write([]byte("kernel"))
+	}))
+	defer files.Close()
+	var (
+		mu   sync.Mutex
+		logs bytes.Buffer
+	)
+	withCreds := strings.Replace(files.URL, "http://", "http://mirror:s3cretPW@", 1)
+	e := newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: withCreds + "/vmlinuz", InitrdURL: withCreds + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+		c.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), nil))
+	})
+	s, err := newServer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mac = "52:54:00:12:34:56"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	s.GRUBScript(mac, netip.MustParseAddr("198.51.100.21"))
+	if got, ok := relayedT(t, s, mac+".kernel"); !ok || got != "kernel" {
+		t.Fatalf("kernel: %t %q", ok, got)
+	}
+	if _, _, ok := s.GRUBRelayed(mac+".initrd0", netip.Addr{}); ok {
+		t.Fatal("a 404 upstream was relayed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	if strings.Contains(out, "s3cretPW") || !strings.Contains(out, "mirror:xxxxx@") {
+		t.Errorf("relay log:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

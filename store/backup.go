@@ -217,8 +217,7 @@ func Restore(file, dir string, log *slog.Logger) (nodes int, err error) {
 	if info.Legacy {
 		log.Warn("this backup has no end marker (written by a pxe-pilot from before 2026-12-01), so a copy cut between two records cannot be told from a complete one: compare the restored node count with the appliance's", "file", file)
 	}
-	_, statErr := os.Stat(dir)
-	created := errors.Is(statErr, os.ErrNotExist)
+	created := topNew(dir)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, clearTarget(dir, created))
@@ -284,11 +283,26 @@ func openBackup(file string) (*os.File, int64, error) {
 	return tmp, n, nil
 }
 
-// clearTarget removes what a failed restore wrote: the directory if restore
-// created it, else its contents (it was empty before).
-func clearTarget(dir string, created bool) error {
-	if created {
-		return os.RemoveAll(dir)
+// topNew is the outermost directory of dir's path that does not exist yet
+// ("" when dir exists): what a restore into dir creates.
+func topNew(dir string) string {
+	top := ""
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			return top
+		}
+		top = d
+		if filepath.Dir(d) == d {
+			return top
+		}
+	}
+}
+
+// clearTarget removes what a failed restore wrote: the directories it
+// created (created, from topNew), else dir's contents (it was empty).
+func clearTarget(dir, created string) error {
+	if created != "" {
+		return os.RemoveAll(created)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -168,7 +168,7 @@ func TestRestoreLegacyBackup(t *testing.T) {
 }
 
 // When Badger refuses what it loads, what restore wrote is removed: the
-// directory it created, or the contents of the empty one it was given.
+// directories it created, or the contents of the empty one it was given.
 func TestRestoreFailureLeavesNothing(t *testing.T) {
 	// Whole KV lists by their lengths (checkFrames), but not protobuf.
 	junk := writeFileT(t, bytes.Repeat([]byte{4, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}, 20))
@@ -178,6 +178,14 @@ func TestRestoreFailureLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(created); !os.IsNotExist(err) {
 		t.Errorf("%s after a failed restore: %v; want it removed", created, err)
+	}
+	// --to with new parent directories: they go too.
+	root := t.TempDir()
+	if _, err := Restore(junk, filepath.Join(root, "new", "pxe", "db"), quiet); err == nil {
+		t.Fatal("Restore of junk succeeded")
+	}
+	if entries, err := os.ReadDir(root); err != nil || len(entries) != 0 {
+		t.Errorf("a failed restore into new directories left %v (%v) in %s", entries, err, root)
 	}
 	given := t.TempDir()
 	if _, err := Restore(junk, given, quiet); err == nil {
