@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -54,6 +55,10 @@ func (s *Server) grubNode(w http.ResponseWriter, r *http.Request, p httprouter.P
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	// Sent at the mirror's pace: the server's write timeout (5 minutes)
+	// would cut a slow mirror's initrd, which the relay fetches for up to
+	// relayFetchTimeout.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(relayFetchTimeout))
 	if n, err := io.Copy(w, rd); err != nil {
 		s.log.Warn("grub: relaying an installer file over HTTP failed", "file", name, "bytes", n, "err", err)
 	}

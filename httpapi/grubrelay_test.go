@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -298,3 +299,43 @@ func TestGRUBRelayHidesPasswords(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestGRUBNodeOverHTTPOutlivesTheWriteTimeout: a relayed file goes out over
+// HTTP at the mirror's pace, past the server's write timeout (5 minutes in
+// Serve, 1 s here), which used to cut a slow mirror's initrd for a GRUB
+// loaded over HTTP.
+func TestGRUBNodeOverHTTPOutlivesTheWriteTimeout(t *testing.T) {
+	half := bytes.Repeat([]byte("k"), 64<<10)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(2*len(half)))
+		w.Write(half)
+		w.(http.Flusher).Flush()
+		select { // the second half comes after the appliance's write timeout
+		case <-time.After(1500 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(half)
+	}))
+	defer files.Close()
+	e := newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+	})
+	srv := httptest.NewUnstartedServer(e.h)
+	srv.Config.WriteTimeout = time.Second
+	srv.Start()
+	defer srv.Close()
+	const mac = "52:54:00:12:34:56"
+	wantCode(t, e.do("POST", "/nodes/"+mac+"/reinstall", ""), http.StatusOK)
+	wantCode(t, e.do("GET", "/grub/node/"+mac, ""), http.StatusOK)
+	resp, err := http.Get(srv.URL + "/grub/node/" + mac + ".kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || len(got) != 2*len(half) {
+		t.Fatalf("relayed kernel over HTTP: %d of %d bytes, %v", len(got), 2*len(half), err)
+	}
+}
