@@ -76,6 +76,19 @@ func grubRead(t *testing.T, c *net.UDPConn, from *net.UDPAddr) []byte {
 	}
 }
 
+// relayEnv is newEnv with the seed's kernel (at kernel) and initrd
+// (/initrd) on the test's mirror at base, and the real clock.
+func relayEnv(t *testing.T, base, kernel string, more func(*Config)) *env {
+	t.Helper()
+	return newEnv(t, func(c *Config) {
+		c.Boot = BootConfig{KernelURL: base + kernel, InitrdURL: base + "/initrd", AutoinstallURL: base + "/ai/", LocalBoot: LocalBootAuto}
+		c.Now = time.Now
+		if more != nil {
+			more(c)
+		}
+	})
+}
+
 // TestGRUBRelayStreams: a relayed file's transfer starts once its length is
 // known, and GRUB reads it as it comes. The relay used to answer only once
 // the whole file was fetched, and GRUB gives up opening after 31.6 s: a
@@ -102,10 +115,7 @@ func TestGRUBRelayStreams(t *testing.T) {
 		w.Write(kernel[len(kernel)/2:])
 	}))
 	defer files.Close()
-	e := newEnv(t, func(c *Config) {
-		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
-		c.Now = time.Now
-	})
+	e := relayEnv(t, files.URL, "/vmlinuz", nil)
 	s, err := newServer(e.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -167,10 +177,7 @@ func TestGRUBNodeOverHTTP(t *testing.T) {
 		w.Write([]byte("body of " + r.URL.Path))
 	}))
 	defer files.Close()
-	e := newEnv(t, func(c *Config) {
-		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
-		c.Now = time.Now
-	})
+	e := relayEnv(t, files.URL, "/vmlinuz", nil)
 	const mac = "52:54:00:12:34:56"
 	cfg := e.do("GET", "/grub/grub.cfg", "").Body.String()
 	m := regexp.MustCompile(`source "([^"]*)\$\{net_default_mac\}"`).FindStringSubmatch(cfg)
@@ -211,10 +218,7 @@ func TestGRUBRelayCacheBounded(t *testing.T) {
 		w.Write(bytes.Repeat([]byte(r.URL.Path[1:2]), 1000))
 	}))
 	defer files.Close()
-	e := newEnv(t, func(c *Config) {
-		c.Boot = BootConfig{KernelURL: files.URL + "/kernel", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
-		c.Now = time.Now
-	})
+	e := relayEnv(t, files.URL, "/kernel", nil)
 	s, err := newServer(e.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -318,10 +322,7 @@ func TestGRUBNodeOverHTTPOutlivesTheWriteTimeout(t *testing.T) {
 		w.Write(half)
 	}))
 	defer files.Close()
-	e := newEnv(t, func(c *Config) {
-		c.Boot = BootConfig{KernelURL: files.URL + "/vmlinuz", InitrdURL: files.URL + "/initrd", AutoinstallURL: files.URL + "/ai/", LocalBoot: LocalBootAuto}
-		c.Now = time.Now
-	})
+	e := relayEnv(t, files.URL, "/vmlinuz", nil)
 	srv := httptest.NewUnstartedServer(e.h)
 	srv.Config.WriteTimeout = time.Second
 	srv.Start()
